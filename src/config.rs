@@ -1,0 +1,104 @@
+//! Site configuration the core decides with: journey thresholds, decay half-lives, consent
+//! default. Every field has a default, so `init({})` works; a site overrides any subset
+//! through `init({thresholds: {...}})` now and through the server's site config later.
+
+use crate::time::{Millis, DAY, HOUR, MINUTE};
+use miniserde::{Deserialize, Serialize};
+
+/// Thresholds of the journey model (see DESIGN.md, "The journey model").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Product views within the consideration window that make a category `consideration`. Default 3.
+    pub consideration_views: f64,
+    /// Days that views count towards `consideration`. Default 14.
+    pub consideration_days: f64,
+    /// Days that a cart add, checkout or view burst keeps a category in `decision`. Default 7.
+    pub decision_days: f64,
+    /// Views within the burst window that count as buying intent ("many views in a short time"). Default 5.
+    pub decision_burst_views: f64,
+    /// The burst window, in minutes. Default 60.
+    pub decision_burst_minutes: f64,
+    /// Half-life of category, brand and price-band affinities, in days. Default 14.
+    pub affinity_half_life_days: f64,
+    /// Hours after an order from which a return visit counts as `loyalty`. Default 12.
+    pub loyalty_return_hours: f64,
+    /// Minutes of inactivity that end a session. Default 30.
+    pub session_timeout_minutes: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            consideration_views: 3e+00,
+            consideration_days: 1e+01,
+            decision_days: 7e+00,
+            decision_burst_views: 5e+00,
+            decision_burst_minutes: 6e+01,
+            affinity_half_life_days: 1e+01,
+            loyalty_return_hours: 1e+01,
+            session_timeout_minutes: 3e+01,
+        }
+    }
+}
+
+/// Overrides read from `init({thresholds})`; any field left out keeps its default.
+#[derive(Debug, Default, Deserialize)]
+pub struct ThresholdOverrides {
+    consideration_views: Option<f64>,
+    consideration_days: Option<f64>,
+    decision_days: Option<f64>,
+    decision_burst_views: Option<f64>,
+    decision_burst_minutes: Option<f64>,
+    affinity_half_life_days: Option<f64>,
+    loyalty_return_hours: Option<f64>,
+    session_timeout_minutes: Option<f64>,
+}
+
+impl Thresholds {
+    /// Applies overrides, ignoring values that are not positive and finite.
+    pub fn apply(&mut self, o: &ThresholdOverrides) {
+        let set = |slot: &mut f64, v: Option<f64>| {
+            if let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) {
+                *slot = v;
+            }
+        };
+        set(&mut self.consideration_views, o.consideration_views);
+        set(&mut self.consideration_days, o.consideration_days);
+        set(&mut self.decision_days, o.decision_days);
+        set(&mut self.decision_burst_views, o.decision_burst_views);
+        set(&mut self.decision_burst_minutes, o.decision_burst_minutes);
+        set(&mut self.affinity_half_life_days, o.affinity_half_life_days);
+        set(&mut self.loyalty_return_hours, o.loyalty_return_hours);
+        set(&mut self.session_timeout_minutes, o.session_timeout_minutes);
+    }
+
+    /// Window for `consideration` views. In milliseconds.
+    pub fn consideration_window(&self) -> Millis {
+        (self.consideration_days * DAY as f64) as Millis
+    }
+
+    /// Window for `decision` intent. In milliseconds.
+    pub fn decision_window(&self) -> Millis {
+        (self.decision_days * DAY as f64) as Millis
+    }
+
+    /// Window for a burst of views. In milliseconds.
+    pub fn burst_window(&self) -> Millis {
+        (self.decision_burst_minutes * MINUTE as f64) as Millis
+    }
+
+    /// Affinity half-life. In milliseconds.
+    pub fn affinity_half_life(&self) -> Millis {
+        (self.affinity_half_life_days * DAY as f64) as Millis
+    }
+
+    /// Time after an order from which activity counts as coming back. In milliseconds.
+    pub fn loyalty_return(&self) -> Millis {
+        (self.loyalty_return_hours * HOUR as f64) as Millis
+    }
+
+    /// Inactivity that ends a session. In milliseconds.
+    pub fn session_timeout(&self) -> Millis {
+        (self.session_timeout_minutes * MINUTE as f64) as Millis
+    }
+}

@@ -1,0 +1,484 @@
+//! The front door of the core: `Engine::apply(input)` folds one call into the profile and
+//! the outbox and says what the shell must do (report stage changes, wipe storage).
+//! Deterministic: time and randomness come in the [`Input`]; nothing here reads a clock.
+//!
+//! ```
+//! use nudge::engine::{Engine, Input, Kind, Settings};
+//! let mut e = Engine::new(Settings::default(), "00000000000000000000000000000001");
+//! let mut view = |n: u64| Input::track("Product Viewed", r#"{"category":"TVs","product_id":"tv1"}"#, n * 60_000, "5eed");
+//! for n in 1..=5 { e.apply(&view(n)).unwrap(); }
+//! assert!(e.profile_json(6 * 60_000).contains(r#""stages":{"TVs":"decision"}"#));
+//! ```
+
+use crate::affinity;
+use crate::cart::Line;
+use crate::config::{ThresholdOverrides, Thresholds};
+use crate::consent::{Choices, Effective, Mode, Policy};
+use crate::error::Error;
+use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
+use crate::funnel::{Signal, Stage};
+use crate::identity::uuid;
+use crate::json::{get_num, get_objects, get_str, push_field, push_str};
+use crate::message::{render_context, write, PageInfo, Parts};
+use crate::outbox::Outbox;
+use crate::profile::{consent_json, Loaded, Profile, MAX_TRAITS_BYTES};
+use crate::time::{parse_iso, to_iso, Millis};
+use miniserde::json::{Object, Value};
+use miniserde::{Deserialize, Serialize};
+
+/// Which public call an input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// `page(name?, props?)`
+    #[serde(rename = "page")]
+    Page,
+    /// `track(event, props?)`
+    #[serde(rename = "track")]
+    Track,
+    /// `identify(userId, traits?)`
+    #[serde(rename = "identify")]
+    Identify,
+    /// `consent(choices)`
+    #[serde(rename = "consent")]
+    Consent,
+    /// `reset()`
+    #[serde(rename = "reset")]
+    Reset,
+    /// `forget()`
+    #[serde(rename = "forget")]
+    Forget,
+}
+
+/// One public call with everything needed to replay it anywhere: the tab that made it
+/// forwards it to the tab that owns the profile, which applies it again identically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// The call.
+    pub kind: Kind,
+    /// Event name, page name or user id.
+    pub name: Option<String>,
+    /// Properties, traits or consent choices, as JSON text.
+    pub props: Option<String>,
+    /// Call options as JSON text: `{timestamp, userHash}`.
+    pub options: Option<String>,
+    /// When the call was made.
+    pub now: Millis,
+    /// 32 hex digits of randomness from the shell (message ids, new anonymous ids).
+    pub seed: String,
+    /// The page the call came from.
+    pub page: PageInfo,
+}
+
+impl Input {
+    /// A `track` call, for tests and examples.
+    pub fn track(event: &str, props: &str, now: Millis, seed: &str) -> Input {
+        Input {
+            kind: Kind::Track,
+            name: Some(event.into()),
+            props: Some(props.into()),
+            options: None,
+            now,
+            seed: seed.into(),
+            page: <PageInfo as Default>::default(),
+        }
+    }
+}
+
+/// A category whose stage changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageChange {
+    /// The category.
+    pub category: String,
+    /// The stage before (none when the category is new).
+    pub from: Option<Stage>,
+    /// The stage now.
+    pub to: Stage,
+}
+
+/// What the shell must do after an input.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outputs {
+    /// Stages that changed, for `on('stage')` listeners.
+    pub stage_changes: Vec<StageChange>,
+    /// Everything stored must be deleted (consent withdrawn, or `forget()`).
+    pub wipe_storage: bool,
+}
+
+/// Settings fixed at `init`: the site's thresholds, consent policy and the browser facts
+/// that do not change during a page view.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Journey thresholds.
+    pub thresholds: Thresholds,
+    /// Consent default and GPC.
+    pub policy: Policy,
+    /// `navigator.userAgent`.
+    pub user_agent: String,
+    /// `navigator.language`.
+    pub locale: String,
+}
+
+#[derive(Deserialize)]
+struct InitOptions {
+    thresholds: Option<ThresholdOverrides>,
+    consent: Option<ConsentOptions>,
+}
+
+#[derive(Deserialize)]
+struct ConsentOptions {
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallOptions {
+    timestamp: Option<String>,
+    #[serde(rename = "userHash")]
+    user_hash: Option<String>,
+}
+
+impl Settings {
+    /// Reads the parts of `init(options)` the core uses; unknown keys are ignored.
+    pub fn from_options(text: &str, gpc: bool, user_agent: &str, locale: &str) -> Result<Settings, Error> {
+        let mut s = Settings {
+            user_agent: crate::json::clip(user_agent, 512),
+            locale: crate::json::clip(locale, 35),
+            ..Settings::default()
+        };
+        s.policy.gpc = gpc;
+        let o: InitOptions = miniserde::json::from_str(text).map_err(|_| Error::BadOptions)?;
+        if let Some(t) = &o.thresholds {
+            s.thresholds.apply(t);
+        }
+        if let Some(mode) = o.consent.and_then(|c| c.mode) {
+            s.policy.mode = match mode.as_str() {
+                "opt-in" => Mode::OptIn,
+                "opt-out" => Mode::OptOut,
+                _ => return Err(Error::BadOptions),
+            };
+        }
+        Ok(s)
+    }
+}
+
+/// The profile, the outbox and the settings, behind one front door.
+pub struct Engine {
+    /// The shopper's profile.
+    pub profile: Profile,
+    /// Messages waiting to be sent.
+    pub outbox: Outbox,
+    settings: Settings,
+    context: Option<(PageInfo, Millis, String)>,
+}
+
+impl Engine {
+    /// A fresh engine; `seed` makes the anonymous id.
+    pub fn new(settings: Settings, seed: &str) -> Engine {
+        Engine { profile: Profile::new(uuid(seed, 0)), outbox: Outbox::default(), settings, context: None }
+    }
+
+    /// Replaces the profile with a stored one; says whether it was migrated or replaced.
+    pub fn load_profile(&mut self, text: &str) -> Loaded {
+        let (p, how) = Profile::decode(text, self.profile.anonymous_id.clone());
+        self.profile = p;
+        how
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Consent in force now.
+    pub fn consent(&self) -> Effective {
+        self.settings.policy.effective(&self.profile.consent)
+    }
+
+    /// True when the profile and outbox may be written to storage (analytics consent).
+    pub fn may_store(&self) -> bool {
+        self.consent().analytics
+    }
+
+    /// The JSON that `profile()` returns.
+    pub fn profile_json(&self, now: Millis) -> String {
+        self.profile.view(now, &self.settings.thresholds, self.consent())
+    }
+
+    /// Applies an input forwarded by another tab, once: `seq` increases per tab.
+    pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
+        let mut probe = self.profile.acks.clone();
+        std::mem::swap(&mut probe, &mut self.profile.acks);
+        if !self.profile.ack(tab, seq, input.now) {
+            return Ok(Outputs::default());
+        }
+        let out = self.apply(input);
+        if out.is_err() {
+            self.profile.acks = probe;
+        }
+        out
+    }
+
+    /// Applies one call. On error nothing has changed.
+    pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
+        let opts = match input.options.as_deref().map(str::trim) {
+            None | Some("") | Some("null") => None,
+            Some(t) => Some(miniserde::json::from_str::<CallOptions>(t).map_err(|_| Error::BadOptions)?),
+        };
+        let at = match opts.as_ref().and_then(|o| o.timestamp.as_deref()) {
+            Some(ts) => parse_iso(ts)?,
+            None => input.now,
+        };
+        let name = input.name.as_deref().unwrap_or("");
+        match input.kind {
+            Kind::Track => {
+                check_name(name)?;
+                let props = parse_props(input.props.as_deref())?;
+                let mut out = self.touch(input);
+                self.fold_commerce(name, &props, at, &mut out);
+                self.emit(input, "track", Some(name), &compact(input.props.as_deref(), &props), at, 0);
+                self.report_stages(input, at, &mut out);
+                Ok(out)
+            }
+            Kind::Page => {
+                if !name.is_empty() {
+                    check_name(name)?;
+                }
+                let mut props = parse_props(input.props.as_deref())?;
+                let page = &input.page;
+                for (k, v) in [("path", page.path()), ("url", &page.url), ("title", &page.title), ("referrer", &page.referrer), ("search", page.search())] {
+                    if !props.contains_key(k) {
+                        props.insert(k.into(), Value::String(v.into()));
+                    }
+                }
+                let out = self.touch(input);
+                self.emit(input, "page", (!name.is_empty()).then_some(name), &to_text(&props), at, 0);
+                Ok(out)
+            }
+            Kind::Identify => {
+                let n = name.chars().count();
+                if n == 0 || n > MAX_NAME || name.trim().is_empty() {
+                    return Err(Error::UserId);
+                }
+                let traits = parse_props(input.props.as_deref())?;
+                let out = self.touch(input);
+                self.merge_traits(&traits);
+                self.profile.user_id = Some(name.to_string());
+                if let Some(h) = opts.and_then(|o| o.user_hash) {
+                    self.profile.user_hash = Some(crate::json::clip(&h, 128));
+                }
+                self.emit(input, "identify", None, &compact(input.props.as_deref(), &traits), at, 0);
+                Ok(out)
+            }
+            Kind::Consent => {
+                let choices = Choices::parse(input.props.as_deref().unwrap_or(""))?;
+                let before = self.consent().analytics;
+                self.profile.consent.merge(choices);
+                let mut out = Outputs::default();
+                if choices.analytics == Some(false) {
+                    // Withdrawn: drop what was held or stored.
+                    self.outbox.clear();
+                    self.profile.clear_journey();
+                    self.profile.traits = None;
+                    out.wipe_storage = true;
+                } else if before && !self.consent().analytics {
+                    out.wipe_storage = true;
+                }
+                Ok(out)
+            }
+            Kind::Reset => {
+                self.restart(&input.seed);
+                Ok(Outputs::default())
+            }
+            Kind::Forget => {
+                let allowed = self.may_store();
+                let old = self.profile.clone();
+                self.outbox.clear();
+                if allowed {
+                    let mut body = String::from("{");
+                    push_field(&mut body, "reason", "forget() called in the browser");
+                    body.push('}');
+                    self.emit(input, "track", Some("Erasure Requested"), &body, at, 0);
+                }
+                self.restart(&input.seed);
+                self.profile.consent = old.consent;
+                Ok(Outputs { stage_changes: Vec::new(), wipe_storage: true })
+            }
+        }
+    }
+
+    /// A new anonymous shopper: new id, no user, no journey. Consent and the tab ledger stay.
+    fn restart(&mut self, seed: &str) {
+        let mut fresh = Profile::new(uuid(seed, 0x7e57));
+        fresh.consent = self.profile.consent;
+        fresh.acks = std::mem::take(&mut self.profile.acks);
+        self.profile = fresh;
+        self.context = None;
+    }
+
+    fn touch(&mut self, input: &Input) -> Outputs {
+        let campaign = input.page.param("utm_campaign");
+        let timeout = self.settings.thresholds.session_timeout();
+        if self.profile.session.touch(input.now, campaign.as_deref(), timeout) {
+            self.context = None;
+        }
+        Outputs::default()
+    }
+
+    fn fold_commerce(&mut self, event: &str, props: &Object, at: Millis, out: &mut Outputs) {
+        let _ = out;
+        let th = self.settings.thresholds.clone();
+        let ahl = th.affinity_half_life();
+        let category = get_str(props, "category");
+        let brand = get_str(props, "brand");
+        let price = get_num(props, "price");
+        if let Some(c) = get_str(props, "currency") {
+            self.profile.cart.currency = Some(crate::json::clip(&c, 8));
+        }
+        let mut touched: Vec<(String, Signal)> = Vec::new();
+        match event {
+            "Product Viewed" => {
+                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
+                touched.extend(category.map(|c| (c, Signal::View)));
+            }
+            "Product Added" | "Product Added to Wishlist" => {
+                let wish = event.ends_with("Wishlist");
+                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::ADD, at, ahl);
+                if !wish {
+                    if let Some(line) = Line::from_props(props) {
+                        self.profile.cart.add(line, at);
+                    }
+                }
+                if !wish {
+                    touched.extend(category.map(|c| (c, Signal::Intent)));
+                }
+            }
+            "Product Removed" => {
+                if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
+                    self.profile.cart.remove(&id, get_num(props, "quantity"), at);
+                }
+            }
+            "Cart Viewed" => {
+                self.profile.cart.replace(props, at);
+            }
+            "Checkout Started" => {
+                self.profile.cart.replace(props, at);
+                self.profile.cart.start_checkout(at);
+                for c in self.cart_categories(props) {
+                    touched.push((c, Signal::Intent));
+                }
+            }
+            "Order Completed" => {
+                for p in get_objects(props, "products") {
+                    self.profile.affinities.observe(
+                        get_str(p, "category").as_deref(),
+                        get_str(p, "brand").as_deref(),
+                        get_num(p, "price"),
+                        affinity::ORDER,
+                        at,
+                        ahl,
+                    );
+                }
+                for c in self.cart_categories(props) {
+                    touched.push((c, Signal::Order));
+                }
+                self.profile.cart.clear(at);
+            }
+            _ => {}
+        }
+        for (c, signal) in touched {
+            let c = crate::json::clip(&c, 64);
+            self.profile.category(&c, at, &th).observe(signal, at, &th);
+        }
+    }
+
+    /// Categories of the products in the event, or of the cart when it lists none.
+    fn cart_categories(&self, props: &Object) -> Vec<String> {
+        let mut cats: Vec<String> = get_objects(props, "products").filter_map(|p| get_str(p, "category")).collect();
+        if cats.is_empty() {
+            cats = self.profile.cart.lines.iter().filter_map(|l| l.category.clone()).collect();
+        }
+        cats.extend(get_str(props, "category"));
+        cats.sort();
+        cats.dedup();
+        cats
+    }
+
+    /// Compares each category's stage with the one last reported; reports changes as
+    /// `Stage Changed` events and in the outputs.
+    fn report_stages(&mut self, input: &Input, at: Millis, out: &mut Outputs) {
+        let th = self.settings.thresholds.clone();
+        let mut changes = Vec::new();
+        for (cat, ev) in self.profile.categories.iter_mut() {
+            if let Some((from, to)) = ev.settle(input.now.max(at), &th) {
+                changes.push(StageChange { category: cat.clone(), from, to });
+            }
+        }
+        for (i, ch) in changes.iter().enumerate() {
+            let mut body = String::from("{");
+            push_field(&mut body, "category", &ch.category);
+            crate::json::push_key(&mut body, "from");
+            match ch.from {
+                Some(f) => push_str(&mut body, f.name()),
+                None => body.push_str("null"),
+            }
+            push_field(&mut body, "to", ch.to.name());
+            body.push('}');
+            self.emit(input, "track", Some("Stage Changed"), &body, at, i as u16 + 1);
+        }
+        out.stage_changes = changes;
+    }
+
+    fn merge_traits(&mut self, traits: &Object) {
+        if traits.is_empty() {
+            return;
+        }
+        let mut merged = match self.profile.traits.as_deref().map(|t| parse_props(Some(t))) {
+            Some(Ok(o)) => o,
+            _ => Object::new(),
+        };
+        for (k, v) in traits.iter() {
+            merged.insert(k.clone(), v.clone());
+        }
+        let text = to_text(&merged);
+        if text.len() <= MAX_TRAITS_BYTES {
+            self.profile.traits = Some(text);
+        }
+    }
+
+    /// Queues a message unless analytics consent was refused. Without a choice yet (opt-in
+    /// sites) it is held in memory: the shell neither stores nor sends before consent.
+    fn emit(&mut self, input: &Input, kind: &str, name: Option<&str>, body: &str, at: Millis, n: u16) {
+        if self.profile.consent.analytics == Some(false) {
+            return;
+        }
+        let session = self.profile.session.id;
+        let stale = !matches!(&self.context, Some((p, s, _)) if *p == input.page && *s == session);
+        if stale {
+            let s = &self.settings;
+            self.context = Some((input.page.clone(), session, render_context(&input.page, &s.user_agent, &s.locale, session)));
+        }
+        let context = self.context.as_ref().map_or("{}", |c| c.2.as_str());
+        let mut consent = String::new();
+        consent_json(&mut consent, self.consent());
+        let id = uuid(&input.seed, n);
+        let message = write(&Parts {
+            id: &id,
+            kind,
+            name,
+            body,
+            anonymous_id: &self.profile.anonymous_id,
+            user_id: self.profile.user_id.as_deref(),
+            timestamp: &to_iso(at),
+            context,
+            consent: &consent,
+        });
+        self.outbox.push(message);
+    }
+}
+
+/// The page's own JSON text when it is compact enough to pass through, else re-serialised.
+fn compact(text: Option<&str>, parsed: &Object) -> String {
+    match text.map(str::trim) {
+        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
+        _ => to_text(parsed),
+    }
+}

@@ -1,0 +1,122 @@
+//! The outbox: messages waiting to be sent, as Segment-shaped JSON lines. It is bounded
+//! (oldest dropped first, and the drop counted) so that a server that never answers cannot
+//! fill a shopper's storage. Sending is the transport's job (a later issue).
+
+/// Most messages kept.
+pub const MAX_MESSAGES: usize = 500;
+/// Most bytes of JSON kept.
+pub const MAX_BYTES: usize = 256 * 1024;
+
+/// Messages in the order they were made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outbox {
+    items: Vec<String>,
+    bytes: usize,
+    /// Messages dropped to keep the bound, since this outbox was created or loaded.
+    pub dropped: u64,
+}
+
+impl Outbox {
+    /// Adds a message, unless one with the same `messageId` is already waiting.
+    pub fn push(&mut self, message: String) {
+        let id = message_id(&message);
+        if id.is_some() && self.items.iter().any(|m| message_id(m) == id) {
+            return;
+        }
+        self.bytes += message.len();
+        self.items.push(message);
+        while self.items.len() > MAX_MESSAGES || (self.bytes > MAX_BYTES && self.items.len() > 1) {
+            let old = self.items.remove(0);
+            self.bytes -= old.len();
+            self.dropped += 1;
+        }
+    }
+
+    /// The waiting messages, oldest first.
+    pub fn messages(&self) -> &[String] {
+        &self.items
+    }
+
+    /// Forgets every message.
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.bytes = 0;
+    }
+
+    /// How many messages wait.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The stored form: one message per line (JSON text never holds a raw newline).
+    pub fn encode(&self) -> String {
+        self.items.join("\n")
+    }
+
+    /// Reads the stored form; lines that are not a message are skipped.
+    pub fn decode(text: &str) -> Outbox {
+        let mut o = Outbox::default();
+        for line in text.lines().filter(|l| message_id(l).is_some()) {
+            o.push(line.to_string());
+        }
+        o.dropped = 0;
+        o
+    }
+
+    /// The messages as one JSON array.
+    pub fn to_json_array(&self) -> String {
+        let mut s = String::with_capacity(self.bytes + self.items.len() + 2);
+        s.push('[');
+        s.push_str(&self.items.join(","));
+        s.push(']');
+        s
+    }
+}
+
+/// The `messageId` of a message written by [`crate::message`], which puts it first.
+pub fn message_id(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("{\"messageId\":\"")?;
+    rest.get(..36).filter(|id| rest.as_bytes().get(36) == Some(&b'"') && !id.contains('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(i: usize) -> String {
+        format!("{{\"messageId\":\"{:036}\",\"type\":\"track\"}}", i)
+    }
+
+    #[test]
+    fn a_repeated_message_id_is_kept_once() {
+        let mut o = Outbox::default();
+        o.push(msg(1));
+        o.push(msg(1));
+        assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn the_oldest_messages_are_dropped_and_counted_past_the_bound() {
+        let mut o = Outbox::default();
+        for i in 0..MAX_MESSAGES + 7 {
+            o.push(msg(i));
+        }
+        assert_eq!(o.len(), MAX_MESSAGES);
+        assert_eq!(o.dropped, 7);
+        assert_eq!(message_id(&o.messages()[0]), Some(format!("{:036}", 7).as_str()));
+    }
+
+    #[test]
+    fn the_stored_form_round_trips_and_skips_garbage() {
+        let mut o = Outbox::default();
+        o.push(msg(1));
+        o.push(msg(2));
+        let text = o.encode() + "\nnot a message\n";
+        assert_eq!(Outbox::decode(&text).messages(), o.messages());
+    }
+}

@@ -1,0 +1,328 @@
+//! The shopper's profile: identity, consent, session, journey evidence per category,
+//! affinities and cart. This is what the browser stores and what tabs share; it is
+//! versioned (older layouts migrate, unreadable ones are replaced) and bounded in size.
+
+use crate::affinity::Affinities;
+use crate::cart::Cart;
+use crate::config::Thresholds;
+use crate::consent::{Choices, Effective};
+use crate::funnel::{Evidence, Stage};
+use crate::json::{push_field, push_key, push_num, push_str, push_uint};
+use crate::session::Session;
+use crate::time::{to_iso, Millis};
+use miniserde::json::Value;
+use miniserde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The layout version written by this code.
+pub const VERSION: u32 = 2;
+/// Most categories kept; the weakest is forgotten first.
+pub const MAX_CATEGORIES: usize = 24;
+/// Most bytes of traits kept.
+pub const MAX_TRAITS_BYTES: usize = 2048;
+/// Most tabs remembered in the tab-sync ledger.
+pub const MAX_TABS: usize = 8;
+
+/// The last input applied from one tab (see `web::tabs`): lets the tab that owns the
+/// profile apply each forwarded input exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Sequence number of the last input applied from the tab.
+    pub seq: u64,
+    /// When it was applied.
+    pub at: Millis,
+}
+
+/// Everything the SDK knows about one shopper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Layout version ([`VERSION`]).
+    pub v: u32,
+    /// Anonymous id (UUID v4).
+    pub anonymous_id: String,
+    /// User id from `identify`.
+    pub user_id: Option<String>,
+    /// `userHash` given with `identify`, for reading back the merged profile later.
+    pub user_hash: Option<String>,
+    /// Traits from `identify`, merged, as JSON object text.
+    pub traits: Option<String>,
+    /// Consent choices made by the shopper.
+    pub consent: Choices,
+    /// The current session.
+    pub session: Session,
+    /// Journey evidence per category.
+    pub categories: BTreeMap<String, Evidence>,
+    /// Category, brand and price-band affinities.
+    pub affinities: Affinities,
+    /// The cart.
+    pub cart: Cart,
+    /// Tab-sync ledger: tab id to last applied input.
+    pub acks: BTreeMap<String, Ack>,
+}
+
+/// What happened when stored text was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// Read as it was.
+    Current,
+    /// Read from an older layout and migrated.
+    Migrated,
+    /// Unreadable (corrupt, or from a newer SDK): replaced by a fresh profile.
+    Replaced,
+}
+
+impl Profile {
+    /// A fresh profile with the given anonymous id.
+    pub fn new(anonymous_id: String) -> Profile {
+        Profile {
+            v: VERSION,
+            anonymous_id,
+            user_id: None,
+            user_hash: None,
+            traits: None,
+            consent: <Choices as Default>::default(),
+            session: <Session as Default>::default(),
+            categories: BTreeMap::new(),
+            affinities: <Affinities as Default>::default(),
+            cart: <Cart as Default>::default(),
+            acks: BTreeMap::new(),
+        }
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> String {
+        miniserde::json::to_string(self)
+    }
+
+    /// Reads a stored profile, migrating older layouts. Unreadable text gives a fresh
+    /// profile with `fallback_id` and [`Loaded::Replaced`], so the caller can report it.
+    pub fn decode(text: &str, fallback_id: String) -> (Profile, Loaded) {
+        match Self::try_decode(text) {
+            Some((p, migrated)) => (p, if migrated { Loaded::Migrated } else { Loaded::Current }),
+            None => (Profile::new(fallback_id), Loaded::Replaced),
+        }
+    }
+
+    fn try_decode(text: &str) -> Option<(Profile, bool)> {
+        let Value::Object(mut obj) = miniserde::json::from_str::<Value>(text).ok()? else { return None };
+        let version = match obj.get("v") {
+            Some(Value::Number(n)) => crate::json::as_f64(n) as u32,
+            _ => return None,
+        };
+        if version == 0 || version > VERSION {
+            return None;
+        }
+        // Version 1 predates tab sync: it had no ledger of forwarded inputs.
+        if version < 2 {
+            obj.insert("acks".into(), Value::Object(Default::default()));
+        }
+        obj.insert("v".into(), Value::Number(miniserde::json::Number::U64(u64::from(VERSION))));
+        let p: Profile = miniserde::json::from_str(&miniserde::json::to_string(&obj)).ok()?;
+        if p.anonymous_id.is_empty() {
+            return None;
+        }
+        Some((p, version < VERSION))
+    }
+
+    /// Evidence for a category, created when first seen; forgets the weakest category when
+    /// over [`MAX_CATEGORIES`].
+    pub fn category(&mut self, name: &str, now: Millis, th: &Thresholds) -> &mut Evidence {
+        if !self.categories.contains_key(name) && self.categories.len() >= MAX_CATEGORIES {
+            let weakest = self
+                .categories
+                .iter()
+                .min_by(|a, b| a.1.weight(now, th).total_cmp(&b.1.weight(now, th)))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = weakest {
+                self.categories.remove(&k);
+            }
+        }
+        self.categories.entry(name.to_string()).or_default()
+    }
+
+    /// The stage of each category as of `now`.
+    pub fn stages(&self, now: Millis, th: &Thresholds) -> Vec<(&str, Stage)> {
+        self.categories.iter().map(|(k, e)| (k.as_str(), e.stage(now, th))).collect()
+    }
+
+    /// The overall stage: the stage of the strongest category (highest stage, then most
+    /// evidence).
+    pub fn overall(&self, now: Millis, th: &Thresholds) -> Option<Stage> {
+        self.categories
+            .values()
+            .map(|e| (e.stage(now, th), e.weight(now, th)))
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+            .map(|(s, _)| s)
+    }
+
+    /// Forgets what was learnt about the shopper's journey, keeping identity and consent.
+    pub fn clear_journey(&mut self) {
+        self.categories.clear();
+        self.affinities = <Affinities as Default>::default();
+        self.cart = <Cart as Default>::default();
+    }
+
+    /// Records a forwarded input from `tab`; false when it was already applied.
+    pub fn ack(&mut self, tab: &str, seq: u64, now: Millis) -> bool {
+        if self.acks.get(tab).is_some_and(|a| a.seq >= seq) {
+            return false;
+        }
+        self.acks.insert(tab.to_string(), Ack { seq, at: now });
+        while self.acks.len() > MAX_TABS {
+            let oldest = self.acks.iter().min_by_key(|(_, a)| a.at).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.acks.remove(&k),
+                None => break,
+            };
+        }
+        true
+    }
+
+    /// The JSON that `profile()` returns to the page.
+    pub fn view(&self, now: Millis, th: &Thresholds, consent: Effective) -> String {
+        let mut s = String::with_capacity(1024);
+        s.push('{');
+        push_field(&mut s, "anonymousId", &self.anonymous_id);
+        push_key(&mut s, "userId");
+        match &self.user_id {
+            Some(u) => push_str(&mut s, u),
+            None => s.push_str("null"),
+        }
+        push_key(&mut s, "traits");
+        s.push_str(self.traits.as_deref().unwrap_or("{}"));
+        push_key(&mut s, "sessionId");
+        push_uint(&mut s, self.session.id);
+        push_key(&mut s, "stage");
+        match self.overall(now, th) {
+            Some(st) => push_str(&mut s, st.name()),
+            None => s.push_str("null"),
+        }
+        push_key(&mut s, "stages");
+        s.push('{');
+        for (cat, st) in self.stages(now, th) {
+            push_field(&mut s, cat, st.name());
+        }
+        s.push('}');
+        push_key(&mut s, "affinities");
+        s.push('{');
+        let hl = th.affinity_half_life();
+        for (key, scores) in [
+            ("categories", &self.affinities.categories),
+            ("brands", &self.affinities.brands),
+            ("priceBands", &self.affinities.price_bands),
+        ] {
+            push_key(&mut s, key);
+            s.push('{');
+            for (k, v) in scores.ranked(now, hl) {
+                push_key(&mut s, k);
+                push_num(&mut s, v);
+            }
+            s.push('}');
+        }
+        s.push('}');
+        push_key(&mut s, "cart");
+        self.write_cart(&mut s);
+        push_key(&mut s, "consent");
+        consent_json(&mut s, consent);
+        s.push('}');
+        s
+    }
+
+    fn write_cart(&self, s: &mut String) {
+        let c = &self.cart;
+        s.push('{');
+        push_key(s, "items");
+        s.push('[');
+        for (i, l) in c.lines.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push('{');
+            push_field(s, "product_id", &l.product_id);
+            for (k, v) in [("name", &l.name), ("category", &l.category), ("brand", &l.brand)] {
+                if let Some(v) = v {
+                    push_field(s, k, v);
+                }
+            }
+            push_key(s, "price");
+            push_num(s, l.price);
+            push_key(s, "quantity");
+            push_num(s, l.quantity);
+            s.push('}');
+        }
+        s.push(']');
+        push_key(s, "value");
+        push_num(s, c.value());
+        push_key(s, "currency");
+        match &c.currency {
+            Some(cur) => push_str(s, cur),
+            None => s.push_str("null"),
+        }
+        push_key(s, "updatedAt");
+        if c.updated > 0 {
+            push_str(s, &to_iso(c.updated));
+        } else {
+            s.push_str("null");
+        }
+        push_key(s, "checkoutStarted");
+        s.push_str(if c.checkout > 0 { "true" } else { "false" });
+        s.push('}');
+    }
+}
+
+/// Writes consent in force as `{"analytics":true,...}`.
+pub fn consent_json(s: &mut String, c: Effective) {
+    s.push('{');
+    for (k, v) in [("analytics", c.analytics), ("personalization", c.personalization), ("marketing", c.marketing)] {
+        push_key(s, k);
+        s.push_str(if v { "true" } else { "false" });
+    }
+    s.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_round_trips_through_its_stored_form() {
+        let mut p = Profile::new("anon".into());
+        p.user_id = Some("u1".into());
+        p.category("TVs", 5, &<Thresholds as Default>::default());
+        let (back, how) = Profile::decode(&p.encode(), "x".into());
+        assert_eq!(how, Loaded::Current);
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_version_one_profile_migrates() {
+        let mut text = Profile::new("anon".into()).encode();
+        text = text.replace("\"v\":2", "\"v\":1").replace(",\"acks\":{}", "");
+        assert!(!text.contains("acks"));
+        let (p, how) = Profile::decode(&text, "x".into());
+        assert_eq!(how, Loaded::Migrated);
+        assert_eq!(p.anonymous_id, "anon");
+        assert_eq!(p.v, VERSION);
+    }
+
+    #[test]
+    fn corrupt_or_future_profiles_are_replaced() {
+        for text in ["", "{", "null", "{\"v\":99,\"anonymous_id\":\"a\"}", "{\"v\":2}"] {
+            let (p, how) = Profile::decode(text, "fresh".into());
+            assert_eq!(how, Loaded::Replaced, "{text}");
+            assert_eq!(p.anonymous_id, "fresh");
+        }
+    }
+
+    #[test]
+    fn inputs_from_a_tab_are_acknowledged_once() {
+        let mut p = Profile::new("a".into());
+        assert!(p.ack("tab1", 1, 0));
+        assert!(!p.ack("tab1", 1, 0));
+        assert!(p.ack("tab1", 2, 0));
+        for i in 0..20 {
+            p.ack(&i.to_string(), 1, i + 1);
+        }
+        assert_eq!(p.acks.len(), MAX_TABS);
+    }
+}
