@@ -29,14 +29,14 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            consideration_views: 3e+00,
-            consideration_days: 1e+01,
-            decision_days: 7e+00,
-            decision_burst_views: 5e+00,
-            decision_burst_minutes: 6e+01,
-            affinity_half_life_days: 1e+01,
-            loyalty_return_hours: 1e+01,
-            session_timeout_minutes: 3e+01,
+            consideration_views: 3.0,
+            consideration_days: 14.0,
+            decision_days: 7.0,
+            decision_burst_views: 5.0,
+            decision_burst_minutes: 60.0,
+            affinity_half_life_days: 14.0,
+            loyalty_return_hours: 12.0,
+            session_timeout_minutes: 30.0,
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct Reaction {
     pub wipe_storage: bool,
     /// A message to post in reply.
     pub reply: Option<String>,
+    /// Another tab leads (it sent its state or announced itself).
+    pub leader_known: bool,
 }
 
 /// This tab's side of the protocol.
@@ -64,12 +66,16 @@ pub struct TabSync {
     pub role: Role,
     seq: u64,
     pending: Vec<(u64, Input)>,
+    /// The profile the pending calls were applied on top of (the last leader state, or
+    /// this tab's own start): a tab that wins the election with nothing in storage
+    /// replays its pending calls on it, so their messages reach the outbox.
+    base: Option<String>,
 }
 
 impl TabSync {
     /// A tab with the given id and role.
     pub fn new(tab: String, role: Role) -> TabSync {
-        TabSync { tab, role, seq: 0, pending: Vec::new() }
+        TabSync { tab, role, seq: 0, pending: Vec::new(), base: None }
     }
 
     /// Calls made here that the leader has not yet acknowledged.
@@ -80,9 +86,13 @@ impl TabSync {
     /// A call made in this tab: applied here at once; for a follower also returned as a
     /// message to forward to the leader.
     pub fn local(&mut self, engine: &mut Engine, input: Input) -> Result<(Outputs, Option<String>), Error> {
-        let out = engine.apply(&input)?;
         if self.role != Role::Follower {
-            return Ok((out, None));
+            return Ok((engine.apply(&input)?, None));
+        }
+        let base = self.pending.is_empty().then(|| engine.profile.encode());
+        let out = engine.apply(&input)?;
+        if base.is_some() {
+            self.base = base;
         }
         // The leader makes the messages; a follower's copy of the outbox means nothing.
         engine.outbox.clear();
@@ -116,17 +126,11 @@ impl TabSync {
     pub fn become_leader(&mut self, engine: &mut Engine, stored: Option<&str>) -> String {
         self.role = Role::Leader;
         let pending = std::mem::take(&mut self.pending);
-        match stored {
-            Some(text) => {
-                engine.load_profile(text);
-                for (seq, input) in &pending {
-                    let _ = engine.apply_forwarded(&self.tab.clone(), *seq, input);
-                }
-            }
-            None => {
-                for (seq, input) in &pending {
-                    engine.profile.ack(&self.tab, *seq, input.now);
-                }
+        let base = self.base.take();
+        if let Some(text) = stored.or(base.as_deref()) {
+            engine.load_profile(text);
+            for (seq, input) in &pending {
+                let _ = engine.apply_forwarded(&self.tab.clone(), *seq, input);
             }
         }
         self.wire("leader", None, None)
@@ -152,12 +156,14 @@ impl TabSync {
             }
             (Role::Leader, "hello") => r.reply = Some(self.state(engine)),
             (Role::Follower, "state") => {
+                r.leader_known = true;
                 if let Some(p) = &w.profile {
                     r.stage_changes = self.rebase(engine, p);
                     r.changed = true;
                 }
             }
             (Role::Follower, "leader") => {
+                r.leader_known = true;
                 // A new leader may have missed calls sent to the old one: send them again.
                 let mut out = Vec::new();
                 for (seq, input) in &self.pending {
@@ -183,6 +189,7 @@ impl TabSync {
     fn rebase(&mut self, engine: &mut Engine, profile: &str) -> Vec<StageChange> {
         let before = reported(engine);
         engine.load_profile(profile);
+        self.base = Some(profile.to_string());
         let acked = engine.profile.acks.get(&self.tab).map_or(0, |a| a.seq);
         self.pending.retain(|(seq, _)| *seq > acked);
         for (_, input) in &self.pending {
@@ -279,6 +286,19 @@ mod tests {
         let again = Input { ..view("TVs", 2) };
         assert!(ne.apply_forwarded("F", 1, &again).unwrap().stage_changes.is_empty());
         assert_eq!(ne.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count(), 3);
+    }
+
+    #[test]
+    fn calls_made_while_electing_reach_the_outbox_when_the_tab_wins_with_empty_storage() {
+        let mut e = engine();
+        let mut tab = TabSync::new("T".into(), Role::Follower);
+        tab.local(&mut e, view("TVs", 1)).unwrap();
+        tab.local(&mut e, view("TVs", 2)).unwrap();
+        assert!(e.outbox.messages().is_empty(), "a follower keeps no outbox of its own");
+        tab.become_leader(&mut e, None);
+        let views = e.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count();
+        assert_eq!(views, 2);
+        assert_eq!(e.profile.categories["TVs"].views.len(), 2, "each call applied once");
     }
 
     #[test]

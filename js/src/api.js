@@ -1,0 +1,264 @@
+// The public API object that both entries (npm `index.js`, script-tag `script.js`) hand
+// out. It owns the loading of the Wasm and the queue of calls made before it is ready;
+// everything else happens in Rust behind the `Nudge` handle.
+//
+// Two rules shape this file:
+// - It never throws into the host page. Bad input is reported through the SDK's one error
+//   path (`Nudge.reject`: debug log + 'error' listeners); an unexpected failure (a Wasm
+//   trap) turns the SDK off for the page, with one console.error in debug mode.
+// - Nothing browser-only is touched until `init`, so importing it during SSR is safe.
+
+import { watchNavigation } from './navigation.js';
+
+const PREFIX = '[nudge]';
+const CSP_BLOCKED = PREFIX + " WebAssembly is blocked by this page's Content-Security-Policy; add 'wasm-unsafe-eval' to script-src. Nudge is disabled.";
+const NO_WASM = PREFIX + ' WebAssembly is not supported in this browser. Nudge is disabled.';
+const EVENTS = ['ready', 'stage', 'change', 'error'];
+// Calls kept while the Wasm loads; past this (init never called?) new calls are dropped.
+const MAX_QUEUE = 1000;
+
+// What the page's calls become once their arguments are checked and turned into JSON text.
+const ops = {
+  page: (c, name, props, options) => c.page(name, props, options),
+  track: (c, event, props, options) => c.track(event, props, options),
+  identify: (c, id, traits, options) => c.identify(id, traits, options),
+  consent: (c, choices) => c.consent(choices),
+  on: (c, name, cb) => c.on(name, cb),
+  off: (c, name, cb) => c.off(name, cb),
+  flush: (c) => c.flush(),
+  reset: (c) => c.reset(),
+  forget: (c) => c.forget(),
+  navigated: (c) => c.navigated(),
+  reject: (c, method, message) => (c.reject(method, message), false),
+};
+
+// Thrown by `toJson` and turned into a rejected call by `guard`.
+class NotJson extends Error {}
+
+// Rejects values that JSON cannot carry faithfully instead of silently writing null.
+function strict(key, value) {
+  if (typeof value === 'bigint') throw new TypeError(`"${key}" is a BigInt`);
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError(`"${key}" is ${value}`);
+  return value;
+}
+
+// JSON text for props/traits/options/choices; undefined stays undefined.
+function toJson(value, what) {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.stringify(value, strict);
+  } catch (e) {
+    throw new NotJson(`${what} must be JSON: ${e && e.message}`);
+  }
+}
+
+// True when a failed compile was the page's CSP refusing WebAssembly.
+function cspBlocked(e) {
+  const text = String(e && e.message);
+  if ((e && e.name === 'EvalError') || /unsafe-eval|CSP|Content.Security.Policy/i.test(text)) return true;
+  if (!(e instanceof WebAssembly.CompileError)) return false;
+  // A CompileError with some other wording: see whether even an empty module is refused.
+  try {
+    new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Makes one SDK instance.
+ * @param load `(wasmUrl) => Promise<typeof Nudge>`: instantiates the Wasm once.
+ * @param defaultWasmUrl `() => string|URL`: where nudge.wasm is when init has no wasmUrl.
+ */
+export function createApi(load, defaultWasmUrl) {
+  let state = 'idle'; // idle → loading → ready, or off (disabled for this page)
+  let core = null; // the Rust `Nudge` handle once ready
+  let debug = false;
+  let queue = []; // [op, args] made before ready, replayed in order
+  let readyCallbacks = [];
+  let resolveReady;
+  const ready = new Promise((resolve) => (resolveReady = resolve));
+
+  const log = (...parts) => debug && console.log(PREFIX, ...parts);
+
+  // Runs one op against the core, or queues it until the core exists.
+  function run(op, args) {
+    if (state === 'ready') {
+      try {
+        return ops[op](core, ...args);
+      } catch (e) {
+        die(e);
+        return false;
+      }
+    }
+    if (state === 'off' || queue.length >= MAX_QUEUE) return false;
+    queue.push([op, args]);
+    return op !== 'reject';
+  }
+
+  const reject = (method, message) => run('reject', [method, message]);
+
+  // Wraps a public method: bad input becomes a rejected call, anything else turns the SDK
+  // off; the page never sees an exception.
+  function guard(method, body, fallback) {
+    return (...args) => {
+      try {
+        return body(...args);
+      } catch (e) {
+        if (e instanceof NotJson) return reject(method, e.message);
+        die(e);
+        return fallback;
+      }
+    };
+  }
+
+  // Turns the SDK into no-ops for the rest of the page's life.
+  function disable(message, queued) {
+    state = 'off';
+    core = null;
+    queue = [];
+    readyCallbacks = [];
+    resolveReady(false);
+    // 'error' listeners registered before the load failed still hear why.
+    for (const [op, [name, cb]] of queued) {
+      if (op === 'on' && name === 'error') {
+        try {
+          cb({ method: 'init', message });
+        } catch {
+          // A listener's failure is its own.
+        }
+      }
+    }
+  }
+
+  function die(e) {
+    if (state === 'off') return;
+    if (debug) console.error(PREFIX, 'internal error; Nudge is disabled for this page.', e);
+    disable('internal error: ' + (e && e.message), queue);
+  }
+
+  async function start(options) {
+    if (typeof window === 'undefined' || typeof document === 'undefined') {
+      log('not in a browser; Nudge is disabled');
+      return disable('not in a browser', queue);
+    }
+    if (typeof WebAssembly !== 'object') {
+      console.error(NO_WASM);
+      return disable('WebAssembly is not supported', queue);
+    }
+    let Nudge;
+    const url = options.wasmUrl || defaultWasmUrl();
+    try {
+      Nudge = await load(url);
+    } catch (e) {
+      if (cspBlocked(e)) {
+        console.error(CSP_BLOCKED);
+        return disable('WebAssembly is blocked by Content-Security-Policy', queue);
+      }
+      if (debug) console.error(PREFIX, `could not load ${url}; Nudge is disabled.`, e);
+      return disable(`could not load ${url}: ${e && e.message}`, queue);
+    }
+    const rest = { ...options };
+    delete rest.wasmUrl; // the loader's own option, not the core's
+    let text;
+    let bad;
+    try {
+      text = toJson(rest, 'options');
+    } catch (e) {
+      // Start anyway with what identifies the site, and report the rest.
+      bad = e.message;
+      text = JSON.stringify({ writeKey: String(options.writeKey || ''), debug });
+    }
+    core = new Nudge(text);
+    state = 'ready';
+    if (bad) reject('init', bad);
+    if (options.trackPages !== false) {
+      try {
+        watchNavigation(() => run('navigated', []));
+      } catch (e) {
+        log('cannot watch navigation; single-page-app views are not tracked', e);
+      }
+    }
+    const queued = queue;
+    queue = [];
+    for (const [op, args] of queued) run(op, args);
+    if (state !== 'ready') return;
+    const callbacks = readyCallbacks;
+    readyCallbacks = [];
+    callbacks.forEach(callReady);
+    resolveReady(true);
+  }
+
+  function callReady(cb) {
+    try {
+      cb();
+    } catch (e) {
+      log("a 'ready' listener threw", e);
+    }
+  }
+
+  const api = {
+    /** Promise: true once the SDK runs, false if it was disabled. */
+    ready,
+
+    init: guard('init', (options) => {
+      const o = options && typeof options === 'object' ? options : {};
+      if (state !== 'idle') {
+        if (debug || o.debug) console.log(PREFIX, 'init was already called; this call is ignored');
+        return;
+      }
+      debug = !!o.debug;
+      state = 'loading';
+      start(o).catch(die);
+    }),
+
+    // Segment's overload: page(props, options) when the first argument is an object.
+    page: guard('page', (name, props, options) => {
+      if (name !== null && typeof name === 'object') return api.page(undefined, name, props);
+      if (name != null && typeof name !== 'string') return reject('page', 'page name must be a string');
+      return run('page', [name ?? undefined, toJson(props, 'properties'), toJson(options, 'options')]);
+    }, false),
+
+    track: guard('track', (event, props, options) => {
+      if (typeof event !== 'string') return reject('track', 'track needs an event name (a string)');
+      return run('track', [event, toJson(props, 'properties'), toJson(options, 'options')]);
+    }, false),
+
+    identify: guard('identify', (userId, traits, options) => {
+      if (typeof userId !== 'string') return reject('identify', 'identify needs a userId (a string)');
+      return run('identify', [userId, toJson(traits, 'traits'), toJson(options, 'options')]);
+    }, false),
+
+    consent: guard('consent', (choices) => run('consent', [toJson(choices, 'choices') ?? 'null']), false),
+
+    /** The profile view, or null before the SDK is ready. */
+    profile: guard('profile', () => (state === 'ready' ? JSON.parse(core.profile()) : null), null),
+
+    on: guard('on', (name, cb) => {
+      if (!EVENTS.includes(name)) return reject('on', `unknown event "${name}"; use ${EVENTS.join(', ')}`);
+      if (typeof cb !== 'function') return reject('on', 'on needs a callback function');
+      if (name !== 'ready') return void run('on', [name, cb]);
+      if (state === 'ready') callReady(cb);
+      else if (state !== 'off') readyCallbacks.push(cb);
+    }),
+
+    off: guard('off', (name, cb) => {
+      if (name === 'ready') readyCallbacks = readyCallbacks.filter((f) => f !== cb);
+      else if (typeof cb === 'function') run('off', [name, cb]);
+    }),
+
+    /** Persists now (sending comes later); resolves once done, never rejects. */
+    flush: guard('flush', () => {
+      const now = () => Promise.resolve(run('flush', [])).then(() => undefined);
+      return state === 'ready' ? now() : ready.then(now);
+    }, Promise.resolve()),
+
+    reset: guard('reset', () => run('reset', []), false),
+    forget: guard('forget', () => run('forget', []), false),
+
+    /** Outbox, tab role and storage backend, or null before the SDK is ready. */
+    debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.debug_info()) : null), null),
+  };
+  return api;
+}

@@ -1,0 +1,169 @@
+// Types for @nudge/sdk. The same API is `window.nudge` in the script-tag build.
+
+/** Where a shopper stands in the buying journey, per category and overall. */
+export type Stage = 'awareness' | 'consideration' | 'decision' | 'purchase' | 'loyalty';
+
+/** Any JSON value: what properties, traits and options may hold. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+
+/** A product as the Segment e-commerce spec v2 describes it. */
+export interface Product {
+  product_id?: string;
+  sku?: string;
+  category?: string;
+  name?: string;
+  brand?: string;
+  variant?: string;
+  price?: number;
+  quantity?: number;
+  coupon?: string;
+  position?: number;
+  url?: string;
+  image_url?: string;
+  [key: string]: Json | undefined;
+}
+
+/** Event properties: the Segment e-commerce fields Nudge reads, plus any others. */
+export interface EcommerceProperties extends Product {
+  products?: Product[];
+  order_id?: string;
+  checkout_id?: string;
+  cart_id?: string;
+  revenue?: number;
+  total?: number;
+  value?: number;
+  shipping?: number;
+  tax?: number;
+  discount?: number;
+  currency?: string;
+  query?: string;
+  list_id?: string;
+}
+
+/** Consent per purpose. */
+export interface ConsentChoices {
+  analytics?: boolean;
+  personalization?: boolean;
+  marketing?: boolean;
+}
+
+/** Options for `init`. */
+export interface NudgeOptions {
+  /** The site's public write key. */
+  writeKey: string;
+  /** Base URL of the Nudge server (batches go to `{endpoint}/v1/batch`). */
+  endpoint?: string;
+  /** Log what the SDK does to the console. */
+  debug?: boolean;
+  /** Track a page view on load and on single-page-app navigation (default true). */
+  trackPages?: boolean;
+  /** 'opt-in': nothing is stored or sent before consent; 'opt-out': allowed until refused. */
+  consent?: ConsentChoices & { mode?: 'opt-in' | 'opt-out' };
+  /** Journey thresholds (site config); defaults are sensible. */
+  thresholds?: { [key: string]: number };
+  /** Where nudge.wasm is served; default: beside the SDK's own file. */
+  wasmUrl?: string | URL;
+}
+
+/** Per-call options (Segment style), e.g. `{ timestamp, context }`. */
+export type CallOptions = { [key: string]: Json | undefined };
+
+/** A line of the cart. */
+export interface CartItem {
+  product_id: string;
+  name?: string;
+  category?: string;
+  brand?: string;
+  price: number;
+  quantity: number;
+}
+
+/** What `profile()` returns. */
+export interface Profile {
+  anonymousId: string;
+  userId: string | null;
+  traits: { [key: string]: Json };
+  sessionId: number;
+  /** Overall: the stage of the strongest category. */
+  stage: Stage | null;
+  stages: { [category: string]: Stage };
+  affinities: {
+    categories: { [category: string]: number };
+    brands: { [brand: string]: number };
+    priceBands: { [band: string]: number };
+  };
+  cart: {
+    items: CartItem[];
+    value: number;
+    currency: string | null;
+    updatedAt: string | null;
+    checkoutStarted: boolean;
+  };
+  consent: { analytics: boolean; personalization: boolean; marketing: boolean };
+}
+
+/** Payload of the 'stage' event. */
+export interface StageChange {
+  category: string;
+  from: Stage | null;
+  to: Stage;
+}
+
+/** Payload of the 'error' event: a call the SDK rejected, and why. */
+export interface NudgeError {
+  method: string;
+  message: string;
+}
+
+/** What `debug()` returns. */
+export interface DebugInfo {
+  outbox: Array<{ [key: string]: Json }>;
+  leader: boolean;
+  storage: 'localStorage' | 'cookie' | 'memory';
+  dropped: number;
+  [key: string]: Json;
+}
+
+/** Callbacks by event name. */
+export interface NudgeEvents {
+  /** The SDK loaded and replayed the calls made before (called at once if already so). */
+  ready: () => void;
+  stage: (change: StageChange) => void;
+  change: (profile: Profile) => void;
+  error: (error: NudgeError) => void;
+}
+
+/**
+ * The SDK. No method throws: calls return false when rejected (the reason goes to the
+ * 'error' listeners and, in debug mode, the console). Calls made before the SDK is ready
+ * are queued and return true.
+ */
+export interface Nudge {
+  /** Starts the SDK. A second call is ignored. */
+  init(options: NudgeOptions): void;
+  page(name?: string, properties?: EcommerceProperties, options?: CallOptions): boolean;
+  page(properties: EcommerceProperties, options?: CallOptions): boolean;
+  track(event: string, properties?: EcommerceProperties, options?: CallOptions): boolean;
+  identify(userId: string, traits?: { [key: string]: Json | undefined }, options?: CallOptions): boolean;
+  consent(choices: ConsentChoices): boolean;
+  /** The current profile, or null before the SDK is ready. */
+  profile(): Profile | null;
+  on<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
+  off<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
+  /** Stores pending changes now. Never rejects. */
+  flush(): Promise<void>;
+  /** A new anonymous shopper (for logout). */
+  reset(): boolean;
+  /** Wipes local data and asks the server to erase the shopper. */
+  forget(): boolean;
+  /** Internal state for debugging, or null before the SDK is ready. */
+  debug(): DebugInfo | null;
+  /** Resolves true once the SDK runs, false if it was disabled (CSP, no WebAssembly). */
+  readonly ready: Promise<boolean>;
+}
+
+/** Makes an SDK instance; with options it also calls `init(options)`. */
+export function createNudge(options?: NudgeOptions): Nudge;
+
+/** The SDK version. */
+export const VERSION: string;

@@ -1,0 +1,44 @@
+// The script-tag build (dist/nudge.min.js, an IIFE), loaded by the snippet. It turns the
+// snippet's stub `window.nudge` into the real SDK in place, so references the page already
+// holds stay valid, then replays the calls the stub queued. Creates no other global.
+
+import init, { Nudge } from 'nudge-glue'; // wasm-bindgen's output, aliased by scripts/build
+import { createApi } from './api.js';
+
+// Where this script came from, read now: document.currentScript is null once it has run.
+const scriptSrc = document.currentScript && document.currentScript.src;
+
+// nudge.wasm beside this script (so a CDN serves both from one folder).
+function wasmUrl() {
+  return new URL('nudge.wasm', scriptSrc || document.baseURI);
+}
+
+function install() {
+  const stub = window.nudge || (window.nudge = {});
+  if (stub.loaded) return; // this script ran already
+  const api = createApi((url) => init({ module_or_path: url }).then(() => Nudge), wasmUrl);
+  const queued = Array.isArray(stub.q) ? stub.q : [];
+  const settleEarlyReady = stub.r;
+  delete stub.r;
+  // Real methods replace the stub's; stub methods the SDK lacks (not built yet, such as
+  // recommend) become no-ops instead of queueing forever.
+  for (const key of Object.keys(stub)) {
+    if (typeof stub[key] === 'function' && !(key in api)) stub[key] = () => undefined;
+  }
+  Object.assign(stub, api);
+  stub.loaded = true;
+  delete stub.q;
+  // Pages that took `nudge.ready` from the stub get the real outcome through it.
+  if (typeof settleEarlyReady === 'function') settleEarlyReady(api.ready);
+  for (const call of queued) {
+    const method = call && api[call[0]];
+    if (typeof method === 'function') method(...(Array.isArray(call[1]) ? call[1] : []));
+  }
+}
+
+try {
+  install();
+} catch (e) {
+  // Never break the page: a malformed stub is the only way here.
+  console.error('[nudge] could not start:', e);
+}

@@ -1,0 +1,296 @@
+//! The shell's state for one page: the core engine, this tab's part in tab sync, storage,
+//! and the page. Every operation returns the notes for listeners instead of calling them,
+//! so no JS callback ever runs while this state is borrowed.
+
+use super::env;
+use super::storage::{Kind as StorageKind, Storage};
+use crate::engine::{Engine, Input, Kind, Outputs, Settings};
+use crate::error::Error;
+use crate::json::{push_field, push_key, push_str, push_uint};
+use crate::message::PageInfo;
+use crate::outbox::Outbox;
+use crate::profile::Loaded;
+use crate::tabs::{Role, TabSync};
+use miniserde::Deserialize;
+
+const PROFILE: &str = "profile";
+const OUTBOX: &str = "outbox";
+
+/// Something to tell `on(...)` listeners once the state is released.
+pub enum Note {
+    /// `stage`: JSON `{category, from, to}`.
+    Stage(String),
+    /// `change`: the profile changed.
+    Change,
+    /// `error`: JSON `{method, message}`.
+    Error(String),
+}
+
+/// The shell's options from `init(options)`.
+#[derive(Deserialize, Default)]
+pub struct ShellOptions {
+    /// The site's public write key.
+    #[serde(rename = "writeKey")]
+    pub write_key: Option<String>,
+    /// Log what the SDK does to the console.
+    pub debug: Option<bool>,
+    /// Track a page view on load and on SPA navigation (default true).
+    #[serde(rename = "trackPages")]
+    pub track_pages: Option<bool>,
+}
+
+/// The state of the SDK in this page.
+pub struct Shell {
+    /// The core.
+    pub engine: Engine,
+    /// This tab's side of tab sync.
+    pub sync: TabSync,
+    /// The storage chain.
+    pub storage: Storage,
+    /// Debug logging on.
+    pub debug: bool,
+    /// Automatic page tracking on.
+    pub track_pages: bool,
+    /// The BroadcastChannel to other tabs, when there is one.
+    pub channel: Option<web_sys::BroadcastChannel>,
+    /// The leader lock was asked for and no leader is known yet: `flush()` waits.
+    pub electing: bool,
+    write_key: String,
+    page: PageInfo,
+    last_page: String,
+    dirty: bool,
+}
+
+impl Shell {
+    /// Builds the state from `init` options and what storage holds.
+    pub fn new(options: &str) -> (Shell, Vec<Note>) {
+        let mut notes = Vec::new();
+        let shell_opts: ShellOptions = miniserde::json::from_str(options).unwrap_or_default();
+        let (ua, locale, gpc) = env::navigator_facts();
+        let settings = Settings::from_options(options, gpc, &ua, &locale).unwrap_or_else(|e| {
+            notes.push(error_note("init", e.message()));
+            Settings::from_options("{}", gpc, &ua, &locale).unwrap_or_default()
+        });
+        let write_key = shell_opts.write_key.unwrap_or_default();
+        if write_key.is_empty() {
+            notes.push(error_note("init", "init needs a writeKey"));
+        }
+        let storage = Storage::open(&write_key);
+        let write_key = write_key.clone();
+        let mut engine = Engine::new(settings, &env::seed());
+        let debug = shell_opts.debug.unwrap_or(false);
+        if let Some(text) = storage.get(PROFILE) {
+            match engine.load_profile(&text) {
+                Loaded::Replaced => notes.push(error_note("init", "the stored profile was unreadable and has been replaced by a fresh one")),
+                Loaded::Migrated if debug => env::log("stored profile migrated to the current version"),
+                _ => {}
+            }
+            engine.outbox = Outbox::decode(&storage.get(OUTBOX).unwrap_or_default());
+        } else if let Some((anon, user)) = storage.cookie_ids() {
+            engine.profile.anonymous_id = anon;
+            engine.profile.user_id = user;
+        }
+        let tab = env::seed();
+        let shell = Shell {
+            engine,
+            sync: TabSync::new(tab, Role::Solo),
+            storage,
+            debug,
+            track_pages: shell_opts.track_pages.unwrap_or(true),
+            channel: None,
+            electing: false,
+            write_key,
+            page: env::page(),
+            last_page: String::new(),
+            dirty: false,
+        };
+        if debug {
+            shell.log_parts(&["started; storage: ", shell.storage.kind.name()]);
+        }
+        (shell, notes)
+    }
+
+    /// The part of storage keys and channel names that tells sites on one origin apart.
+    pub fn storage_key_hint(&self) -> String {
+        self.write_key.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect()
+    }
+
+    /// Logs in debug mode.
+    pub fn log_parts(&self, parts: &[&str]) {
+        if self.debug {
+            env::log(&parts.concat());
+        }
+    }
+
+    /// Runs one public call. Returns the notes for listeners and whether the state must be
+    /// stored soon.
+    pub fn call(&mut self, kind: Kind, name: Option<String>, props: Option<String>, options: Option<String>) -> Result<Vec<Note>, Error> {
+        if kind == Kind::Page {
+            self.page = env::page();
+            self.last_page = page_key(&self.page.url);
+        }
+        let input = Input { kind, name, props, options, now: env::now(), seed: env::seed(), page: self.page.clone() };
+        let (out, forward) = self.sync.local(&mut self.engine, input)?;
+        if let Some(text) = forward {
+            self.post(&text);
+        }
+        Ok(self.outputs(out))
+    }
+
+    /// The page may have changed (history API or popstate): tracks it when the path or
+    /// query changed and automatic page tracking is on.
+    pub fn navigated(&mut self) -> Result<Vec<Note>, Error> {
+        let now_page = env::page();
+        let key = page_key(&now_page.url);
+        if !self.track_pages || key == self.last_page {
+            self.page = now_page;
+            return Ok(Vec::new());
+        }
+        let previous = std::mem::take(&mut self.page.url);
+        self.page = now_page;
+        if !previous.is_empty() {
+            // In a single-page app the referrer of a view is the view before it.
+            self.page.referrer = previous;
+        }
+        self.last_page = key;
+        let input = Input { kind: Kind::Page, name: None, props: None, options: None, now: env::now(), seed: env::seed(), page: self.page.clone() };
+        let (out, forward) = self.sync.local(&mut self.engine, input)?;
+        if let Some(text) = forward {
+            self.post(&text);
+        }
+        Ok(self.outputs(out))
+    }
+
+    fn outputs(&mut self, out: Outputs) -> Vec<Note> {
+        if out.wipe_storage {
+            self.wipe();
+        }
+        let mut notes: Vec<Note> = out.stage_changes.iter().map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name()))).collect();
+        notes.push(Note::Change);
+        self.dirty = true;
+        notes
+    }
+
+    /// True when there is state to store or broadcast (the caller arms the timer).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty && self.sync.role != Role::Follower
+    }
+
+    /// Stores the profile and outbox (with analytics consent) and, as leader, broadcasts
+    /// the profile to the other tabs.
+    pub fn persist(&mut self) {
+        if !self.dirty || self.sync.role == Role::Follower {
+            return;
+        }
+        self.dirty = false;
+        if self.engine.may_store() {
+            let ok = self.storage.set(PROFILE, &self.engine.profile.encode()) && self.storage.set(OUTBOX, &self.engine.outbox.encode());
+            if !ok {
+                let p = &self.engine.profile;
+                self.storage.set_cookie_ids(&p.anonymous_id, p.user_id.as_deref());
+                self.log_parts(&["storage write failed; now using ", self.storage.kind.name()]);
+            }
+        }
+        if self.sync.role == Role::Leader {
+            let state = self.sync.state(&self.engine);
+            self.post(&state);
+        }
+    }
+
+    fn wipe(&mut self) {
+        self.storage.wipe(&[PROFILE, OUTBOX]);
+        self.log_parts(&["stored data wiped"]);
+    }
+
+    /// Posts a message to the other tabs.
+    pub fn post(&self, text: &str) {
+        if let Some(c) = &self.channel {
+            let _ = c.post_message(&wasm_bindgen::JsValue::from_str(text));
+        }
+    }
+
+    /// A message from another tab.
+    pub fn receive(&mut self, text: &str) -> Vec<Note> {
+        let r = self.sync.receive(&mut self.engine, text);
+        if r.leader_known {
+            self.electing = false;
+        }
+        if let Some(reply) = &r.reply {
+            for line in reply.lines() {
+                self.post(line);
+            }
+        }
+        if r.wipe_storage {
+            self.wipe();
+        }
+        if r.dirty {
+            self.dirty = true;
+        }
+        let mut notes: Vec<Note> = r.stage_changes.iter().map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name()))).collect();
+        if r.changed {
+            notes.push(Note::Change);
+        }
+        notes
+    }
+
+    /// This tab was elected leader: adopt storage, apply what is pending, announce.
+    pub fn lead(&mut self) {
+        let stored = if self.storage.kind == StorageKind::Local { self.storage.get(PROFILE) } else { None };
+        if stored.is_some() {
+            self.engine.outbox = Outbox::decode(&self.storage.get(OUTBOX).unwrap_or_default());
+        }
+        self.electing = false;
+        let announce = self.sync.become_leader(&mut self.engine, stored.as_deref());
+        self.post(&announce);
+        self.dirty = true;
+        self.log_parts(&["this tab now owns the profile"]);
+    }
+
+    /// JSON for `debug()`: the outbox, the role, the storage backend.
+    pub fn debug_info(&self) -> String {
+        let mut s = String::from("{");
+        push_key(&mut s, "outbox");
+        s.push_str(&self.engine.outbox.to_json_array());
+        push_key(&mut s, "leader");
+        s.push_str(if self.sync.role == Role::Follower { "false" } else { "true" });
+        push_field(&mut s, "role", match self.sync.role {
+            Role::Solo => "solo",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+        });
+        push_field(&mut s, "storage", self.storage.kind.name());
+        push_key(&mut s, "dropped");
+        push_uint(&mut s, self.engine.outbox.dropped);
+        push_key(&mut s, "pending");
+        push_uint(&mut s, self.sync.pending() as u64);
+        s.push('}');
+        s
+    }
+}
+
+/// What identifies a page view: the URL without its fragment.
+fn page_key(url: &str) -> String {
+    url.split('#').next().unwrap_or("").to_string()
+}
+
+fn stage_json(category: &str, from: Option<&str>, to: &str) -> String {
+    let mut s = String::from("{");
+    push_field(&mut s, "category", category);
+    push_key(&mut s, "from");
+    match from {
+        Some(f) => push_str(&mut s, f),
+        None => s.push_str("null"),
+    }
+    push_field(&mut s, "to", to);
+    s.push('}');
+    s
+}
+
+/// The JSON of an `error` note.
+pub fn error_note(method: &str, message: &str) -> Note {
+    let mut s = String::from("{");
+    push_field(&mut s, "method", method);
+    push_field(&mut s, "message", message);
+    s.push('}');
+    Note::Error(s)
+}

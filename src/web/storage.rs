@@ -1,0 +1,124 @@
+//! Storage that never throws: localStorage when it works, else a first-party cookie for
+//! the ids (so a shopper keeps their identity across pages), else memory only. Safari's
+//! private mode, a full quota and a storage that throws on access all land here as
+//! `Err` values from web-sys and degrade the backend instead of escaping.
+
+use wasm_bindgen::JsCast;
+
+/// Where the profile is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `window.localStorage`.
+    Local,
+    /// A first-party cookie holding the ids only.
+    Cookie,
+    /// Nothing survives the page.
+    Memory,
+}
+
+impl Kind {
+    /// The name reported by `debug()`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Local => "localStorage",
+            Kind::Cookie => "cookie",
+            Kind::Memory => "memory",
+        }
+    }
+}
+
+/// The storage chain for one site (keys are prefixed with `nudge:` and the write key).
+pub struct Storage {
+    /// The backend in use.
+    pub kind: Kind,
+    local: Option<web_sys::Storage>,
+    prefix: String,
+    cookie: String,
+}
+
+impl Storage {
+    /// Probes localStorage with a write and a delete; falls back to cookie, then memory.
+    pub fn open(write_key: &str) -> Storage {
+        let short: String = write_key.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+        let prefix = ["nudge:", &short, ":"].concat();
+        let cookie = ["nudge_", &short].concat();
+        let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).filter(|s| {
+            let probe = "nudge:probe";
+            s.set_item(probe, "1").is_ok() && s.remove_item(probe).is_ok()
+        });
+        let kind = if local.is_some() {
+            Kind::Local
+        } else if document().is_some_and(|d| d.set_cookie("nudge_probe=1; path=/; SameSite=Lax").is_ok() && d.cookie().is_ok_and(|c| c.contains("nudge_probe=1"))) {
+            if let Some(d) = document() {
+                let _ = d.set_cookie("nudge_probe=; path=/; max-age=0");
+            }
+            Kind::Cookie
+        } else {
+            Kind::Memory
+        };
+        Storage { kind, local, prefix, cookie }
+    }
+
+    /// Reads a value; `None` when absent or unreadable.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.local.as_ref()?.get_item(&[&self.prefix, name].concat()).ok().flatten()
+    }
+
+    /// Writes a value; on failure (quota, revoked access) falls back to the cookie for ids
+    /// and reports false.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        let Some(s) = &self.local else { return false };
+        if s.set_item(&[&self.prefix, name].concat(), value).is_ok() {
+            return true;
+        }
+        self.local = None;
+        self.kind = if document().is_some() { Kind::Cookie } else { Kind::Memory };
+        false
+    }
+
+    /// Deletes a value.
+    pub fn remove(&self, name: &str) {
+        if let Some(s) = &self.local {
+            let _ = s.remove_item(&[&self.prefix, name].concat());
+        }
+    }
+
+    /// The ids kept in the cookie: `(anonymousId, userId)`.
+    pub fn cookie_ids(&self) -> Option<(String, Option<String>)> {
+        let all = document()?.cookie().ok()?;
+        let want = [&self.cookie, "="].concat();
+        let value = all.split("; ").find_map(|c| c.strip_prefix(want.as_str()))?;
+        let decoded = js_sys::decode_uri_component(value).ok()?.as_string()?;
+        let (anon, user) = decoded.split_once('|').unwrap_or((&decoded, ""));
+        if anon.len() != 36 {
+            return None;
+        }
+        Some((anon.to_string(), (!user.is_empty()).then(|| user.to_string())))
+    }
+
+    /// Keeps the ids in a first-party cookie for a year (only when localStorage failed).
+    pub fn set_cookie_ids(&self, anonymous_id: &str, user_id: Option<&str>) {
+        if self.kind != Kind::Cookie {
+            return;
+        }
+        let value = [anonymous_id, "|", user_id.unwrap_or("")].concat();
+        let encoded: String = js_sys::encode_uri_component(&value).into();
+        if let Some(d) = document() {
+            let _ = d.set_cookie(&[&self.cookie, "=", &encoded, "; path=/; max-age=31536000; SameSite=Lax"].concat());
+        }
+    }
+
+    /// Deletes everything this site stored: both values and the cookie.
+    pub fn wipe(&self, names: &[&str]) {
+        for n in names {
+            self.remove(n);
+        }
+        if let Some(d) = document() {
+            let _ = d.set_cookie(&[&self.cookie, "=; path=/; max-age=0"].concat());
+        }
+    }
+}
+
+fn document() -> Option<web_sys::HtmlDocument> {
+    web_sys::window()?.document()?.dyn_into::<web_sys::HtmlDocument>().ok()
+}

@@ -1,0 +1,310 @@
+// Shared pieces of the browser end-to-end suite: a static server for js/dist and the test
+// pages, the Chromium launch, and small page helpers. Every test file launches one browser
+// and opens a new context (fresh storage, channels and locks) per test.
+
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+// The JS package under test: js/ of this checkout, or another build of it (NUDGE_JS_DIR).
+export const JS_DIR = process.env.NUDGE_JS_DIR ? resolve(process.env.NUDGE_JS_DIR) : join(ROOT, 'js');
+export const DIST = join(JS_DIR, 'dist');
+
+// playwright-core and vite are the JS package's pinned devDependencies; the suite uses the
+// same copies instead of installing its own.
+const jsRequire = createRequire(join(ROOT, 'js/package.json'));
+
+/** The playwright-core module (from js/node_modules). */
+export function playwright() {
+  try {
+    return jsRequire('playwright-core');
+  } catch (e) {
+    throw new Error(`playwright-core is missing: run \`npm ci\` in js/ first (${e.message})`);
+  }
+}
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** Launches the machine's Chromium headless. Never downloads a browser. */
+export async function launchBrowser() {
+  const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+  return playwright().chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+}
+
+/** Fails early, with the fix, when the JS package has not been built. */
+export function requireDist() {
+  for (const f of ['nudge.min.js', 'nudge.wasm', 'snippet.min.js', 'index.js']) {
+    if (!existsSync(join(DIST, f))) {
+      throw new Error(`js/dist/${f} is missing: run scripts/build first`);
+    }
+  }
+}
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.svg': 'image/svg+xml',
+};
+
+/**
+ * Starts a server on 127.0.0.1 (a free port) that serves:
+ * - `/sdk/<file>`: js/dist; `?delay=<ms>` holds the response that long (a slow CDN);
+ * - any other path from a directory given with `serveDir(dir)` (the npm consumer's build);
+ * - pages added with `page(path, html, headers)`;
+ * - `POST /v1/batch`: recorded in `batches` and answered 200;
+ * - `/favicon.ico`: 204, so no test sees a 404 in the console.
+ * Headers given to `sdkHeaders` go on every /sdk/ response (CSP, COOP/COEP pages).
+ */
+export async function startServer() {
+  const pages = new Map();
+  const batches = [];
+  let staticDir = null;
+  const state = { sdkHeaders: {}, requests: [] };
+
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    state.requests.push(url.pathname + url.search);
+    try {
+      if (req.method === 'POST' && url.pathname.endsWith('/v1/batch')) {
+        const chunks = [];
+        for await (const c of req) chunks.push(c);
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+          batches.push(JSON.parse(text));
+        } catch {
+          batches.push({ unparsed: text });
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"success":true}');
+        return;
+      }
+      if (url.pathname === '/favicon.ico') {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      const delay = Number(url.searchParams.get('delay') || 0);
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      if (pages.has(url.pathname)) {
+        const { html, headers } = pages.get(url.pathname);
+        res.writeHead(200, { 'content-type': TYPES['.html'], 'cache-control': 'no-store', ...headers });
+        res.end(html);
+        return;
+      }
+      let file = null;
+      let headers = {};
+      if (url.pathname.startsWith('/sdk/')) {
+        file = safeJoin(DIST, url.pathname.slice('/sdk/'.length));
+        headers = state.sdkHeaders;
+      } else if (staticDir) {
+        file = safeJoin(staticDir, url.pathname.slice(1) || 'index.html');
+      }
+      if (file) {
+        const body = await readFile(file);
+        res.writeHead(200, {
+          'content-type': TYPES[extname(file)] || 'application/octet-stream',
+          'cache-control': 'no-store',
+          ...headers,
+        });
+        res.end(body);
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+    } catch {
+      if (!res.headersSent) res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  let counter = 0;
+
+  return {
+    origin,
+    batches,
+    requests: state.requests,
+    /** Serves `html` at `path` (or a fresh unique path) and returns its full URL. */
+    page(html, { path, headers = {} } = {}) {
+      const p = path || `/page-${++counter}`;
+      pages.set(p, { html, headers });
+      return origin + p;
+    },
+    serveDir(dir) {
+      staticDir = dir;
+    },
+    setSdkHeaders(h) {
+      state.sdkHeaders = h;
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function safeJoin(dir, rel) {
+  const p = resolve(dir, decodeURIComponent(rel));
+  if (!p.startsWith(dir + '/')) throw new Error('outside');
+  return p;
+}
+
+let snippetSource = null;
+
+/**
+ * The customer's snippet with its placeholders filled in: the write key, the endpoint and
+ * the served URL of nudge.min.js (`sdkQuery` is appended to it, e.g. `delay=300`).
+ */
+export async function snippet(origin, { writeKey = 'test_key', sdkQuery = '' } = {}) {
+  snippetSource ??= await readFile(join(DIST, 'snippet.min.js'), 'utf8');
+  const sdkUrl = `${origin}/sdk/nudge.min.js${sdkQuery ? `?${sdkQuery}` : ''}`;
+  for (const placeholder of ['WRITE_KEY', 'https://nudge.example', 'https://cdn.nudge.example/nudge.min.js']) {
+    if (!snippetSource.includes(placeholder)) {
+      throw new Error(`js/dist/snippet.min.js no longer contains the placeholder ${placeholder}`);
+    }
+  }
+  return snippetSource
+    .replaceAll('https://cdn.nudge.example/nudge.min.js', sdkUrl)
+    .replaceAll('https://nudge.example', origin)
+    .replaceAll('WRITE_KEY', writeKey);
+}
+
+/**
+ * A store page as a customer writes it: an optional script first (`before`), the snippet,
+ * then `after` (calls made before the SDK has loaded), then the body.
+ * `options` are extra init options merged into the snippet's own.
+ */
+export async function sdkPage(server, { options, before = '', after = '', body = '<h1>Shop</h1>', sdkQuery, writeKey } = {}) {
+  const s = await snippet(server.origin, { writeKey, sdkQuery });
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>Nudge test</title>
+${before ? `<script>${before}</script>` : ''}
+<script>${withOptions(s, options, server.origin)}</script>
+${after ? `<script>${after}</script>` : ''}
+</head><body>${body}</body></html>`;
+}
+
+/**
+ * Adds init options to the snippet the way a customer does: inside the object its
+ * `nudge.init({writeKey, endpoint})` call already passes. The options are spliced in right
+ * after the endpoint's value (already filled in with the server's origin).
+ */
+function withOptions(s, options, origin) {
+  if (!options || Object.keys(options).length === 0) return s;
+  const endpoint = new RegExp(`(endpoint:\\s*)(["'])${origin.replace(/[.]/g, '\\.')}\\2`);
+  if (!endpoint.test(s)) {
+    throw new Error('js/dist/snippet.min.js: cannot find `endpoint:"https://nudge.example"` in its init call to add options to');
+  }
+  const extra = JSON.stringify(options).slice(1, -1);
+  return s.replace(endpoint, (m) => `${m},${extra}`);
+}
+
+/**
+ * A new context and page, with every `pageerror` and console message collected.
+ * `init` runs in the page before any of its scripts (Playwright init script).
+ */
+export async function openPage(browser, { init, contextOptions } = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  const watch = watchPage(page);
+  if (init) await page.addInitScript(init);
+  return { context, page, ...watch };
+}
+
+/** Collects the page's uncaught errors and console messages. */
+export function watchPage(page) {
+  const errors = [];
+  const consoleMessages = [];
+  page.on('pageerror', (e) => errors.push(String(e && e.stack ? e.stack : e)));
+  page.on('console', (m) => consoleMessages.push({ type: m.type(), text: m.text() }));
+  return { errors, consoleMessages };
+}
+
+/** Waits until `window.nudge` has loaded and said it is ready. */
+export async function waitReady(page, timeout = 10000) {
+  // `ready` exists only on the real SDK (the snippet's stub has none), so polling does not
+  // add calls to the stub's queue.
+  await page.waitForFunction(() => window.nudge && window.nudge.ready && window.nudge.profile() != null, null, { timeout, polling: 10 });
+}
+
+export const debugInfo = (page) => page.evaluate(() => window.nudge.debug());
+export const profileOf = (page) => page.evaluate(() => window.nudge.profile());
+
+/** Outbox messages of one type (and event name). */
+export function messages(info, type, event) {
+  return info.outbox.filter((m) => m.type === type && (event === undefined || m.event === event));
+}
+
+/** Polls `fn` from node until it returns a truthy value (for conditions spanning pages). */
+export async function waitUntil(fn, { timeout = 10000, interval = 20, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** localStorage keys of this origin that belong to Nudge. */
+export const nudgeKeys = (page) => page.evaluate(() => {
+  const keys = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const k = localStorage.key(i);
+    if (k.startsWith('nudge:')) keys.push(k);
+  }
+  return keys.sort();
+});
+
+/**
+ * Per test file: one browser and one server, started before the first test and closed
+ * after the last. `env.open(options)` opens a page in a new context; every context opened
+ * during a test is closed by `env.close()`.
+ */
+export function suite({ before, after }) {
+  const env = { browser: null, server: null, contexts: [] };
+  before(async () => {
+    requireDist();
+    env.server = await startServer();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+  env.open = async (options) => {
+    const tab = await openPage(env.browser, options);
+    env.contexts.push(tab.context);
+    return tab;
+  };
+  /** Serves a snippet page and opens it in a new context; waits for ready unless told not to. */
+  env.load = async (pageOptions = {}, { init, wait = true, path, headers } = {}) => {
+    const url = env.server.page(await sdkPage(env.server, pageOptions), { path, headers });
+    const tab = await env.open({ init });
+    // The load event waits for async scripts (nudge.min.js); DOMContentLoaded does not.
+    await tab.page.goto(url, { waitUntil: 'domcontentloaded' });
+    if (wait) await waitReady(tab.page);
+    return { ...tab, url };
+  };
+  env.closeAll = async () => {
+    const cs = env.contexts.splice(0);
+    await Promise.all(cs.map((c) => c.close()));
+  };
+  return env;
+}
