@@ -2,9 +2,9 @@
 //! scores (default half-life 14 days). They feed recommendations and audiences.
 
 use crate::decay::Decayed;
+use crate::keyed::Keyed;
 use crate::time::Millis;
 use miniserde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Most keys kept per kind; the weakest is forgotten first, so storage stays bounded.
 pub const MAX_KEYS: usize = 24;
@@ -20,7 +20,7 @@ pub const ORDER: f64 = 5.0;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Score per key.
-    pub m: BTreeMap<String, Decayed>,
+    pub m: Keyed<Decayed>,
 }
 
 impl Scores {
@@ -48,9 +48,16 @@ impl Scores {
 
     /// Scores as of `now`, strongest first; keys below 0.01 are left out.
     pub fn ranked(&self, now: Millis, half_life: Millis) -> Vec<(&str, f64)> {
-        let mut v: Vec<(&str, f64)> =
-            self.m.iter().map(|(k, d)| (k.as_str(), d.at(now, half_life))).filter(|(_, s)| *s >= 0.01).collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+        // Placed one by one rather than sorted: a handful of keys, and the Wasm is spared
+        // a generic sort (kilobytes per instance).
+        let mut v: Vec<(&str, f64)> = Vec::with_capacity(self.m.len());
+        for (k, d) in self.m.iter() {
+            let s = d.at(now, half_life);
+            if s >= 0.01 {
+                let i = v.partition_point(|(k2, s2)| *s2 > s || (*s2 == s && k2 < &k.as_str()));
+                v.insert(i, (k.as_str(), s));
+            }
+        }
         v
     }
 }

@@ -138,7 +138,12 @@ struct CallOptions {
 
 impl Settings {
     /// Reads the parts of `init(options)` the core uses; unknown keys are ignored.
-    pub fn from_options(text: &str, gpc: bool, user_agent: &str, locale: &str) -> Result<Settings, Error> {
+    pub fn from_options(
+        text: &str,
+        gpc: bool,
+        user_agent: &str,
+        locale: &str,
+    ) -> Result<Settings, Error> {
         let mut s = Settings {
             user_agent: crate::json::clip(user_agent, 512),
             locale: crate::json::clip(locale, 35),
@@ -173,7 +178,12 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine; `seed` makes the anonymous id.
     pub fn new(settings: Settings, seed: &str) -> Engine {
-        Engine { profile: Profile::new(uuid(seed, 0)), outbox: Outbox::default(), settings, context: None }
+        Engine {
+            profile: Profile::new(uuid(seed, 0)),
+            outbox: Outbox::default(),
+            settings,
+            context: None,
+        }
     }
 
     /// Replaces the profile with a stored one; says whether it was migrated or replaced.
@@ -200,11 +210,17 @@ impl Engine {
 
     /// The JSON that `profile()` returns.
     pub fn profile_json(&self, now: Millis) -> String {
-        self.profile.view(now, &self.settings.thresholds, self.consent())
+        self.profile
+            .view(now, &self.settings.thresholds, self.consent())
     }
 
     /// Applies an input forwarded by another tab, once: `seq` increases per tab.
-    pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
+    pub fn apply_forwarded(
+        &mut self,
+        tab: &str,
+        seq: u64,
+        input: &Input,
+    ) -> Result<Outputs, Error> {
         let mut probe = self.profile.acks.clone();
         std::mem::swap(&mut probe, &mut self.profile.acks);
         if !self.profile.ack(tab, seq, input.now) {
@@ -221,7 +237,9 @@ impl Engine {
     pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
         let opts = match input.options.as_deref().map(str::trim) {
             None | Some("") | Some("null") => None,
-            Some(t) => Some(miniserde::json::from_str::<CallOptions>(t).map_err(|_| Error::BadOptions)?),
+            Some(t) => {
+                Some(miniserde::json::from_str::<CallOptions>(t).map_err(|_| Error::BadOptions)?)
+            }
         };
         let at = match opts.as_ref().and_then(|o| o.timestamp.as_deref()) {
             Some(ts) => parse_iso(ts)?,
@@ -234,7 +252,14 @@ impl Engine {
                 let props = parse_props(input.props.as_deref())?;
                 let mut out = self.touch(input);
                 self.fold_commerce(name, &props, at, &mut out);
-                self.emit(input, "track", Some(name), &compact(input.props.as_deref(), &props), at, 0);
+                self.emit(
+                    input,
+                    "track",
+                    Some(name),
+                    &compact(input.props.as_deref(), &props),
+                    at,
+                    0,
+                );
                 self.report_stages(input, at, &mut out);
                 Ok(out)
             }
@@ -244,13 +269,26 @@ impl Engine {
                 }
                 let mut props = parse_props(input.props.as_deref())?;
                 let page = &input.page;
-                for (k, v) in [("path", page.path()), ("url", &page.url), ("title", &page.title), ("referrer", &page.referrer), ("search", page.search())] {
+                for (k, v) in [
+                    ("path", page.path()),
+                    ("url", &page.url),
+                    ("title", &page.title),
+                    ("referrer", &page.referrer),
+                    ("search", page.search()),
+                ] {
                     if !props.contains_key(k) {
                         props.insert(k.into(), Value::String(v.into()));
                     }
                 }
                 let out = self.touch(input);
-                self.emit(input, "page", (!name.is_empty()).then_some(name), &to_text(&props), at, 0);
+                self.emit(
+                    input,
+                    "page",
+                    (!name.is_empty()).then_some(name),
+                    &to_text(&props),
+                    at,
+                    0,
+                );
                 Ok(out)
             }
             Kind::Identify => {
@@ -265,7 +303,14 @@ impl Engine {
                 if let Some(h) = opts.and_then(|o| o.user_hash) {
                     self.profile.user_hash = Some(crate::json::clip(&h, 128));
                 }
-                self.emit(input, "identify", None, &compact(input.props.as_deref(), &traits), at, 0);
+                self.emit(
+                    input,
+                    "identify",
+                    None,
+                    &compact(input.props.as_deref(), &traits),
+                    at,
+                    0,
+                );
                 Ok(out)
             }
             Kind::Consent => {
@@ -300,7 +345,10 @@ impl Engine {
                 }
                 self.restart(&input.seed);
                 self.profile.consent = old.consent;
-                Ok(Outputs { stage_changes: Vec::new(), wipe_storage: true })
+                Ok(Outputs {
+                    stage_changes: Vec::new(),
+                    wipe_storage: true,
+                })
             }
         }
     }
@@ -317,7 +365,11 @@ impl Engine {
     fn touch(&mut self, input: &Input) -> Outputs {
         let campaign = input.page.param("utm_campaign");
         let timeout = self.settings.thresholds.session_timeout();
-        if self.profile.session.touch(input.now, campaign.as_deref(), timeout) {
+        if self
+            .profile
+            .session
+            .touch(input.now, campaign.as_deref(), timeout)
+        {
             self.context = None;
         }
         Outputs::default()
@@ -336,12 +388,26 @@ impl Engine {
         let mut touched: Vec<(String, Signal)> = Vec::new();
         match event {
             "Product Viewed" => {
-                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
+                self.profile.affinities.observe(
+                    category.as_deref(),
+                    brand.as_deref(),
+                    price,
+                    affinity::VIEW,
+                    at,
+                    ahl,
+                );
                 touched.extend(category.map(|c| (c, Signal::View)));
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
-                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::ADD, at, ahl);
+                self.profile.affinities.observe(
+                    category.as_deref(),
+                    brand.as_deref(),
+                    price,
+                    affinity::ADD,
+                    at,
+                    ahl,
+                );
                 if !wish {
                     if let Some(line) = Line::from_props(props) {
                         self.profile.cart.add(line, at);
@@ -353,7 +419,9 @@ impl Engine {
             }
             "Product Removed" => {
                 if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
-                    self.profile.cart.remove(&id, get_num(props, "quantity"), at);
+                    self.profile
+                        .cart
+                        .remove(&id, get_num(props, "quantity"), at);
                 }
             }
             "Cart Viewed" => {
@@ -392,13 +460,26 @@ impl Engine {
 
     /// Categories of the products in the event, or of the cart when it lists none.
     fn cart_categories(&self, props: &Object) -> Vec<String> {
-        let mut cats: Vec<String> = get_objects(props, "products").filter_map(|p| get_str(p, "category")).collect();
-        if cats.is_empty() {
-            cats = self.profile.cart.lines.iter().filter_map(|l| l.category.clone()).collect();
+        let mut named: Vec<String> = get_objects(props, "products")
+            .filter_map(|p| get_str(p, "category"))
+            .collect();
+        if named.is_empty() {
+            named = self
+                .profile
+                .cart
+                .lines
+                .iter()
+                .filter_map(|l| l.category.clone())
+                .collect();
         }
-        cats.extend(get_str(props, "category"));
-        cats.sort();
-        cats.dedup();
+        named.extend(get_str(props, "category"));
+        // Sorted and without repeats, placed one by one (no generic sort in the Wasm).
+        let mut cats: Vec<String> = Vec::with_capacity(named.len());
+        for c in named {
+            if let Err(i) = cats.binary_search(&c) {
+                cats.insert(i, c);
+            }
+        }
         cats
     }
 
@@ -409,7 +490,11 @@ impl Engine {
         let mut changes = Vec::new();
         for (cat, ev) in self.profile.categories.iter_mut() {
             if let Some((from, to)) = ev.settle(input.now.max(at), &th) {
-                changes.push(StageChange { category: cat.clone(), from, to });
+                changes.push(StageChange {
+                    category: cat.clone(),
+                    from,
+                    to,
+                });
             }
         }
         for (i, ch) in changes.iter().enumerate() {
@@ -422,7 +507,14 @@ impl Engine {
             }
             push_field(&mut body, "to", ch.to.name());
             body.push('}');
-            self.emit(input, "track", Some("Stage Changed"), &body, at, i as u16 + 1);
+            self.emit(
+                input,
+                "track",
+                Some("Stage Changed"),
+                &body,
+                at,
+                i as u16 + 1,
+            );
         }
         out.stage_changes = changes;
     }
@@ -446,7 +538,15 @@ impl Engine {
 
     /// Queues a message unless analytics consent was refused. Without a choice yet (opt-in
     /// sites) it is held in memory: the shell neither stores nor sends before consent.
-    fn emit(&mut self, input: &Input, kind: &str, name: Option<&str>, body: &str, at: Millis, n: u16) {
+    fn emit(
+        &mut self,
+        input: &Input,
+        kind: &str,
+        name: Option<&str>,
+        body: &str,
+        at: Millis,
+        n: u16,
+    ) {
         if self.profile.consent.analytics == Some(false) {
             return;
         }
@@ -454,7 +554,11 @@ impl Engine {
         let stale = !matches!(&self.context, Some((p, s, _)) if *p == input.page && *s == session);
         if stale {
             let s = &self.settings;
-            self.context = Some((input.page.clone(), session, render_context(&input.page, &s.user_agent, &s.locale, session)));
+            self.context = Some((
+                input.page.clone(),
+                session,
+                render_context(&input.page, &s.user_agent, &s.locale, session),
+            ));
         }
         let context = self.context.as_ref().map_or("{}", |c| c.2.as_str());
         let mut consent = String::new();
@@ -478,7 +582,9 @@ impl Engine {
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
     match text.map(str::trim) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
+        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => {
+            t.to_string()
+        }
         _ => to_text(parsed),
     }
 }

@@ -17,6 +17,7 @@ pub mod event;
 pub mod funnel;
 pub mod identity;
 pub mod json;
+pub mod keyed;
 pub mod message;
 pub mod outbox;
 pub mod profile;

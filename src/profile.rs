@@ -8,11 +8,11 @@ use crate::config::Thresholds;
 use crate::consent::{Choices, Effective};
 use crate::funnel::{Evidence, Stage};
 use crate::json::{push_field, push_key, push_num, push_str, push_uint};
+use crate::keyed::Keyed;
 use crate::session::Session;
 use crate::time::{to_iso, Millis};
 use miniserde::json::Value;
 use miniserde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// The layout version written by this code.
 pub const VERSION: u32 = 2;
@@ -51,13 +51,13 @@ pub struct Profile {
     /// The current session.
     pub session: Session,
     /// Journey evidence per category.
-    pub categories: BTreeMap<String, Evidence>,
+    pub categories: Keyed<Evidence>,
     /// Category, brand and price-band affinities.
     pub affinities: Affinities,
     /// The cart.
     pub cart: Cart,
     /// Tab-sync ledger: tab id to last applied input.
-    pub acks: BTreeMap<String, Ack>,
+    pub acks: Keyed<Ack>,
 }
 
 /// What happened when stored text was read.
@@ -82,10 +82,10 @@ impl Profile {
             traits: None,
             consent: <Choices as Default>::default(),
             session: <Session as Default>::default(),
-            categories: BTreeMap::new(),
+            categories: Keyed::new(),
             affinities: <Affinities as Default>::default(),
             cart: <Cart as Default>::default(),
-            acks: BTreeMap::new(),
+            acks: Keyed::new(),
         }
     }
 
@@ -98,13 +98,22 @@ impl Profile {
     /// profile with `fallback_id` and [`Loaded::Replaced`], so the caller can report it.
     pub fn decode(text: &str, fallback_id: String) -> (Profile, Loaded) {
         match Self::try_decode(text) {
-            Some((p, migrated)) => (p, if migrated { Loaded::Migrated } else { Loaded::Current }),
+            Some((p, migrated)) => (
+                p,
+                if migrated {
+                    Loaded::Migrated
+                } else {
+                    Loaded::Current
+                },
+            ),
             None => (Profile::new(fallback_id), Loaded::Replaced),
         }
     }
 
     fn try_decode(text: &str) -> Option<(Profile, bool)> {
-        let Value::Object(mut obj) = miniserde::json::from_str::<Value>(text).ok()? else { return None };
+        let Value::Object(mut obj) = miniserde::json::from_str::<Value>(text).ok()? else {
+            return None;
+        };
         let version = match obj.get("v") {
             Some(Value::Number(n)) => crate::json::as_f64(n) as u32,
             _ => return None,
@@ -116,7 +125,10 @@ impl Profile {
         if version < 2 {
             obj.insert("acks".into(), Value::Object(Default::default()));
         }
-        obj.insert("v".into(), Value::Number(miniserde::json::Number::U64(u64::from(VERSION))));
+        obj.insert(
+            "v".into(),
+            Value::Number(miniserde::json::Number::U64(u64::from(VERSION))),
+        );
         let p: Profile = miniserde::json::from_str(&miniserde::json::to_string(&obj)).ok()?;
         if p.anonymous_id.is_empty() {
             return None;
@@ -137,12 +149,15 @@ impl Profile {
                 self.categories.remove(&k);
             }
         }
-        self.categories.entry(name.to_string()).or_default()
+        self.categories.entry(name)
     }
 
     /// The stage of each category as of `now`.
     pub fn stages(&self, now: Millis, th: &Thresholds) -> Vec<(&str, Stage)> {
-        self.categories.iter().map(|(k, e)| (k.as_str(), e.stage(now, th))).collect()
+        self.categories
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.stage(now, th)))
+            .collect()
     }
 
     /// The overall stage: the stage of the strongest category (highest stage, then most
@@ -169,7 +184,11 @@ impl Profile {
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
         while self.acks.len() > MAX_TABS {
-            let oldest = self.acks.iter().min_by_key(|(_, a)| a.at).map(|(k, _)| k.clone());
+            let oldest = self
+                .acks
+                .iter()
+                .min_by_key(|(_, a)| a.at)
+                .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.acks.remove(&k),
                 None => break,
@@ -239,7 +258,11 @@ impl Profile {
             }
             s.push('{');
             push_field(s, "product_id", &l.product_id);
-            for (k, v) in [("name", &l.name), ("category", &l.category), ("brand", &l.brand)] {
+            for (k, v) in [
+                ("name", &l.name),
+                ("category", &l.category),
+                ("brand", &l.brand),
+            ] {
                 if let Some(v) = v {
                     push_field(s, k, v);
                 }
@@ -273,7 +296,11 @@ impl Profile {
 /// Writes consent in force as `{"analytics":true,...}`.
 pub fn consent_json(s: &mut String, c: Effective) {
     s.push('{');
-    for (k, v) in [("analytics", c.analytics), ("personalization", c.personalization), ("marketing", c.marketing)] {
+    for (k, v) in [
+        ("analytics", c.analytics),
+        ("personalization", c.personalization),
+        ("marketing", c.marketing),
+    ] {
         push_key(s, k);
         s.push_str(if v { "true" } else { "false" });
     }
@@ -297,7 +324,9 @@ mod tests {
     #[test]
     fn a_version_one_profile_migrates() {
         let mut text = Profile::new("anon".into()).encode();
-        text = text.replace("\"v\":2", "\"v\":1").replace(",\"acks\":{}", "");
+        text = text
+            .replace("\"v\":2", "\"v\":1")
+            .replace(",\"acks\":{}", "");
         assert!(!text.contains("acks"));
         let (p, how) = Profile::decode(&text, "x".into());
         assert_eq!(how, Loaded::Migrated);
@@ -307,7 +336,13 @@ mod tests {
 
     #[test]
     fn corrupt_or_future_profiles_are_replaced() {
-        for text in ["", "{", "null", "{\"v\":99,\"anonymous_id\":\"a\"}", "{\"v\":2}"] {
+        for text in [
+            "",
+            "{",
+            "null",
+            "{\"v\":99,\"anonymous_id\":\"a\"}",
+            "{\"v\":2}",
+        ] {
             let (p, how) = Profile::decode(text, "fresh".into());
             assert_eq!(how, Loaded::Replaced, "{text}");
             assert_eq!(p.anonymous_id, "fresh");

@@ -12,8 +12,8 @@
 use crate::engine::{Engine, Input, Outputs, StageChange};
 use crate::error::Error;
 use crate::funnel::Stage;
+use crate::keyed::Keyed;
 use miniserde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// This tab's part in the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,13 @@ pub struct TabSync {
 impl TabSync {
     /// A tab with the given id and role.
     pub fn new(tab: String, role: Role) -> TabSync {
-        TabSync { tab, role, seq: 0, pending: Vec::new(), base: None }
+        TabSync {
+            tab,
+            role,
+            seq: 0,
+            pending: Vec::new(),
+            base: None,
+        }
     }
 
     /// Calls made here that the leader has not yet acknowledged.
@@ -85,7 +91,11 @@ impl TabSync {
 
     /// A call made in this tab: applied here at once; for a follower also returned as a
     /// message to forward to the leader.
-    pub fn local(&mut self, engine: &mut Engine, input: Input) -> Result<(Outputs, Option<String>), Error> {
+    pub fn local(
+        &mut self,
+        engine: &mut Engine,
+        input: Input,
+    ) -> Result<(Outputs, Option<String>), Error> {
         if self.role != Role::Follower {
             return Ok((engine.apply(&input)?, None));
         }
@@ -117,7 +127,13 @@ impl TabSync {
     }
 
     fn wire(&self, t: &str, input: Option<Input>, profile: Option<String>) -> String {
-        miniserde::json::to_string(&Wire { t: t.into(), tab: self.tab.clone(), seq: self.seq, input, profile })
+        miniserde::json::to_string(&Wire {
+            t: t.into(),
+            tab: self.tab.clone(),
+            seq: self.seq,
+            input,
+            profile,
+        })
     }
 
     /// This tab won the election. `stored` is the profile in storage (the last leader's
@@ -139,7 +155,9 @@ impl TabSync {
     /// A message from another tab.
     pub fn receive(&mut self, engine: &mut Engine, text: &str) -> Reaction {
         let mut r = Reaction::default();
-        let Ok(w) = miniserde::json::from_str::<Wire>(text) else { return r };
+        let Ok(w) = miniserde::json::from_str::<Wire>(text) else {
+            return r;
+        };
         if w.tab == self.tab {
             return r;
         }
@@ -201,14 +219,24 @@ impl TabSync {
             .into_iter()
             .filter_map(|(cat, to)| {
                 let from = before.get(&cat).copied();
-                (from != Some(to)).then_some(StageChange { category: cat, from, to })
+                (from != Some(to)).then_some(StageChange {
+                    category: cat,
+                    from,
+                    to,
+                })
             })
             .collect()
     }
 }
 
-fn reported(engine: &Engine) -> BTreeMap<String, Stage> {
-    engine.profile.categories.iter().filter_map(|(k, e)| e.reported.map(|s| (k.clone(), s))).collect()
+fn reported(engine: &Engine) -> Keyed<Stage> {
+    let mut out = Keyed::new();
+    for (k, e) in engine.profile.categories.iter() {
+        if let Some(s) = e.reported {
+            out.insert(k.clone(), s);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -223,11 +251,21 @@ mod tests {
 
     fn view(cat: &str, n: u64) -> Input {
         let seed = format!("{:032x}", n);
-        Input::track("Product Viewed", &format!(r#"{{"category":"{cat}","product_id":"p{n}"}}"#), 1_000 + n, &seed)
+        Input::track(
+            "Product Viewed",
+            &format!(r#"{{"category":"{cat}","product_id":"p{n}"}}"#),
+            1_000 + n,
+            &seed,
+        )
     }
 
     /// Delivers every posted message to the other tab, like a BroadcastChannel.
-    fn deliver(from_posts: &mut Vec<String>, to: &mut TabSync, to_engine: &mut Engine, back: &mut Vec<String>) {
+    fn deliver(
+        from_posts: &mut Vec<String>,
+        to: &mut TabSync,
+        to_engine: &mut Engine,
+        back: &mut Vec<String>,
+    ) {
         for m in from_posts.drain(..) {
             for line in m.lines() {
                 let r = to.receive(to_engine, line);
@@ -260,11 +298,22 @@ mod tests {
         }
         deliver(&mut to_leader, &mut leader, &mut le, &mut to_follower);
         deliver(&mut to_follower, &mut follower, &mut fe, &mut to_leader);
-        let tracks = le.outbox.messages().iter().filter(|m| m.contains("\"Product Viewed\"")).count();
-        assert_eq!(tracks, 100, "every call in the leader's outbox exactly once");
+        let tracks = le
+            .outbox
+            .messages()
+            .iter()
+            .filter(|m| m.contains("\"Product Viewed\""))
+            .count();
+        assert_eq!(
+            tracks, 100,
+            "every call in the leader's outbox exactly once"
+        );
         assert_eq!(follower.pending(), 0);
         assert_eq!(le.profile_json(10_000), fe.profile_json(10_000));
-        assert_eq!(le.profile.categories["Phones"].reported, Some(Stage::Decision));
+        assert_eq!(
+            le.profile.categories["Phones"].reported,
+            Some(Stage::Decision)
+        );
     }
 
     #[test]
@@ -281,11 +330,29 @@ mod tests {
         let mut ne = engine();
         ne.outbox = le.outbox.clone();
         follower.become_leader(&mut ne, Some(&stored));
-        assert_eq!(ne.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count(), 3);
+        assert_eq!(
+            ne.outbox
+                .messages()
+                .iter()
+                .filter(|m| m.contains("Product Viewed"))
+                .count(),
+            3
+        );
         // The forwarded call 2 was already applied by the old leader: not again.
         let again = Input { ..view("TVs", 2) };
-        assert!(ne.apply_forwarded("F", 1, &again).unwrap().stage_changes.is_empty());
-        assert_eq!(ne.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count(), 3);
+        assert!(ne
+            .apply_forwarded("F", 1, &again)
+            .unwrap()
+            .stage_changes
+            .is_empty());
+        assert_eq!(
+            ne.outbox
+                .messages()
+                .iter()
+                .filter(|m| m.contains("Product Viewed"))
+                .count(),
+            3
+        );
     }
 
     #[test]
@@ -294,11 +361,23 @@ mod tests {
         let mut tab = TabSync::new("T".into(), Role::Follower);
         tab.local(&mut e, view("TVs", 1)).unwrap();
         tab.local(&mut e, view("TVs", 2)).unwrap();
-        assert!(e.outbox.messages().is_empty(), "a follower keeps no outbox of its own");
+        assert!(
+            e.outbox.messages().is_empty(),
+            "a follower keeps no outbox of its own"
+        );
         tab.become_leader(&mut e, None);
-        let views = e.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count();
+        let views = e
+            .outbox
+            .messages()
+            .iter()
+            .filter(|m| m.contains("Product Viewed"))
+            .count();
         assert_eq!(views, 2);
-        assert_eq!(e.profile.categories["TVs"].views.len(), 2, "each call applied once");
+        assert_eq!(
+            e.profile.categories["TVs"].views.len(),
+            2,
+            "each call applied once"
+        );
     }
 
     #[test]
@@ -310,6 +389,9 @@ mod tests {
         let r = follower.receive(&mut fe, &leader.state(&le));
         assert_eq!(r.stage_changes.len(), 1);
         assert_eq!(r.stage_changes[0].to, Stage::Awareness);
-        assert!(follower.receive(&mut fe, &leader.state(&le)).stage_changes.is_empty());
+        assert!(follower
+            .receive(&mut fe, &leader.state(&le))
+            .stage_changes
+            .is_empty());
     }
 }

@@ -1,0 +1,244 @@
+//! `Keyed<V>`: a small map from text keys to values, kept as a Vec sorted by key.
+//!
+//! The profile's maps are small (at most a few dozen categories, brands or tabs), so a
+//! sorted Vec is as fast as a B-tree here and far smaller in the Wasm: each `BTreeMap<K, V>`
+//! type brings about 5 KB of node code of its own. It stores and reads as a JSON object,
+//! like the `BTreeMap` it replaces, so stored profiles keep their layout.
+//!
+//! ```
+//! use nudge::keyed::Keyed;
+//! let mut m: Keyed<u32> = Keyed::new();
+//! *m.entry("TVs") += 2;
+//! m.insert("Phones".into(), 1);
+//! assert_eq!(m.keys().collect::<Vec<_>>(), ["Phones", "TVs"]);
+//! assert_eq!(m["TVs"], 2);
+//! ```
+
+use miniserde::de::{Map as DeMap, Visitor};
+use miniserde::ser::{Fragment, Map as SerMap};
+use miniserde::{make_place, Deserialize, Result, Serialize};
+use std::borrow::Cow;
+
+/// A map from text keys to values, iterated in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed<V> {
+    items: Vec<(String, V)>,
+}
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed::new()
+    }
+}
+
+impl<V> IntoIterator for Keyed<V> {
+    type Item = (String, V);
+    type IntoIter = std::vec::IntoIter<(String, V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+impl<V> Keyed<V> {
+    /// An empty map.
+    pub const fn new() -> Self {
+        Keyed { items: Vec::new() }
+    }
+
+    fn find(&self, key: &str) -> std::result::Result<usize, usize> {
+        self.items.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    /// The value for `key`.
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.find(key).ok().map(|i| &self.items[i].1)
+    }
+
+    /// The value for `key`, to change it.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        match self.find(key) {
+            Ok(i) => Some(&mut self.items[i].1),
+            Err(_) => None,
+        }
+    }
+
+    /// True when `key` has a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets the value for `key`, returning the one it replaced.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.items[i].1, value)),
+            Err(i) => {
+                self.items.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key` and returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.find(key).ok().map(|i| self.items.remove(i).1)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    /// Keys and values in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.items.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Keys and changeable values in key order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut V)> {
+        self.items.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// Values in key order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.items.iter().map(|(_, v)| v)
+    }
+}
+
+impl<V: Default> Keyed<V> {
+    /// The value for `key`, made with `V::default()` when missing.
+    pub fn entry(&mut self, key: &str) -> &mut V {
+        let i = match self.find(key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.items.insert(i, (key.to_string(), V::default()));
+                i
+            }
+        };
+        &mut self.items[i].1
+    }
+}
+
+impl<V> std::ops::Index<&str> for Keyed<V> {
+    type Output = V;
+
+    /// The value for `key`; panics when missing, like `BTreeMap` (tests only: the core
+    /// itself uses `get`).
+    fn index(&self, key: &str) -> &V {
+        match self.get(key) {
+            Some(v) => v,
+            None => panic!("no such key"),
+        }
+    }
+}
+
+impl<V: Serialize> Serialize for Keyed<V> {
+    fn begin(&self) -> Fragment<'_> {
+        struct Stream<'a, V>(std::slice::Iter<'a, (String, V)>);
+        impl<V: Serialize> SerMap for Stream<'_, V> {
+            fn next(&mut self) -> Option<(Cow<'_, str>, &dyn Serialize)> {
+                let (k, v) = self.0.next()?;
+                Some((Cow::Borrowed(k.as_str()), v as &dyn Serialize))
+            }
+        }
+        Fragment::Map(Box::new(Stream(self.items.iter())))
+    }
+}
+
+impl<V: Deserialize> Deserialize for Keyed<V> {
+    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
+        make_place!(Place);
+
+        struct Builder<'a, V> {
+            out: &'a mut Option<Keyed<V>>,
+            map: Keyed<V>,
+            key: Option<String>,
+            value: Option<V>,
+        }
+
+        impl<V> Builder<'_, V> {
+            fn shift(&mut self) {
+                if let (Some(k), Some(v)) = (self.key.take(), self.value.take()) {
+                    self.map.insert(k, v);
+                }
+            }
+        }
+
+        impl<V: Deserialize> DeMap for Builder<'_, V> {
+            fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
+                self.shift();
+                self.key = Some(k.to_string());
+                Ok(Deserialize::begin(&mut self.value))
+            }
+
+            fn finish(&mut self) -> Result<()> {
+                self.shift();
+                *self.out = Some(std::mem::take(&mut self.map));
+                Ok(())
+            }
+        }
+
+        impl<V: Deserialize> Visitor for Place<Keyed<V>> {
+            fn map(&mut self) -> Result<Box<dyn DeMap + '_>> {
+                Ok(Box::new(Builder {
+                    out: &mut self.out,
+                    map: Keyed::new(),
+                    key: None,
+                    value: None,
+                }))
+            }
+        }
+
+        Place::new(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_sorted_and_unique() {
+        let mut m: Keyed<u32> = Keyed::new();
+        for (k, v) in [("b", 1), ("a", 2), ("c", 3), ("b", 4)] {
+            m.insert(k.into(), v);
+        }
+        assert_eq!(
+            m.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+            [("a", 2), ("b", 4), ("c", 3)]
+        );
+        assert_eq!(m.remove("a"), Some(2));
+        assert_eq!(m.len(), 2);
+        assert!(m.get("a").is_none());
+    }
+
+    #[test]
+    fn it_stores_as_a_json_object_and_reads_back() {
+        let mut m: Keyed<u32> = Keyed::new();
+        m.insert("TVs".into(), 3);
+        m.insert("Phones".into(), 1);
+        let text = miniserde::json::to_string(&m);
+        assert_eq!(text, r#"{"Phones":1,"TVs":3}"#);
+        let back: Keyed<u32> = miniserde::json::from_str(&text).unwrap();
+        assert_eq!(back, m);
+        // Keys out of order or repeated in stored text still give a sorted map.
+        let odd: Keyed<u32> = miniserde::json::from_str(r#"{"b":1,"a":2,"b":5}"#).unwrap();
+        assert_eq!(odd.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(odd["b"], 5);
+    }
+}
