@@ -4,7 +4,6 @@
 use crate::decay::Decayed;
 use crate::keyed::Keyed;
 use crate::time::Millis;
-use miniserde::{Deserialize, Serialize};
 
 /// Most keys kept per kind; the weakest is forgotten first, so storage stays bounded.
 pub const MAX_KEYS: usize = 24;
@@ -17,11 +16,12 @@ pub const ADD: f64 = 3.0;
 pub const ORDER: f64 = 5.0;
 
 /// Decayed scores by key (category name, brand name or price band).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scores {
     /// Score per key.
     pub m: Keyed<Decayed>,
 }
+crate::json_struct!(Scores { m: "m" });
 
 impl Scores {
     /// Adds `weight` to `key` at `when`, forgetting the weakest key when over [`MAX_KEYS`].
@@ -79,7 +79,7 @@ pub fn price_band(price: f64) -> &'static str {
 }
 
 /// Category, brand and price-band scores together.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Affinities {
     /// Per category.
     pub categories: Scores,
@@ -88,6 +88,7 @@ pub struct Affinities {
     /// Per price band (see [`price_band`]).
     pub price_bands: Scores,
 }
+crate::json_struct!(Affinities { categories: "categories", brands: "brands", price_bands: "price_bands" });
 
 impl Affinities {
     /// Folds interest in one product.

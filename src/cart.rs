@@ -1,16 +1,15 @@
 //! The cart as the shopper's own events describe it: lines, value, last change, and whether
 //! checkout has started. Later issues detect abandonment from `updated` and `checkout`.
 
+use crate::json::Object;
 use crate::json::{get_num, get_objects, get_str};
 use crate::time::Millis;
-use miniserde::json::Object;
-use miniserde::{Deserialize, Serialize};
 
 /// Most lines kept in a cart; past it the oldest line is dropped (storage stays bounded).
 pub const MAX_LINES: usize = 30;
 
 /// One product line in the cart (Segment e-commerce property names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     /// `product_id` (or `sku` when no id is given).
     pub product_id: String,
@@ -25,6 +24,14 @@ pub struct Line {
     /// Units, at least 1.
     pub quantity: f64,
 }
+crate::json_struct!(Line {
+    product_id: "product_id",
+    name: "name",
+    category: "category",
+    brand: "brand",
+    price: "price",
+    quantity: "quantity"
+});
 
 impl Line {
     /// Reads a product from e-commerce properties; `None` without `product_id` or `sku`.
@@ -43,7 +50,7 @@ impl Line {
 }
 
 /// The cart.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cart {
     /// Lines in the order they were first added.
     pub lines: Vec<Line>,
@@ -54,6 +61,7 @@ pub struct Cart {
     /// When checkout started for the current contents (0: not started).
     pub checkout: Millis,
 }
+crate::json_struct!(Cart { lines: "lines", currency: "currency", updated: "updated", checkout: "checkout" });
 
 impl Cart {
     /// Total value: the sum of price × quantity.

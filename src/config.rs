@@ -3,10 +3,9 @@
 //! through `init({thresholds: {...}})` now and through the server's site config later.
 
 use crate::time::{Millis, DAY, HOUR, MINUTE};
-use miniserde::{Deserialize, Serialize};
 
 /// Thresholds of the journey model (see DESIGN.md, "The journey model").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Thresholds {
     /// Product views within the consideration window that make a category `consideration`. Default 3.
     pub consideration_views: f64,
@@ -25,6 +24,16 @@ pub struct Thresholds {
     /// Minutes of inactivity that end a session. Default 30.
     pub session_timeout_minutes: f64,
 }
+crate::json_struct!(Thresholds {
+    consideration_views: "consideration_views",
+    consideration_days: "consideration_days",
+    decision_days: "decision_days",
+    decision_burst_views: "decision_burst_views",
+    decision_burst_minutes: "decision_burst_minutes",
+    affinity_half_life_days: "affinity_half_life_days",
+    loyalty_return_hours: "loyalty_return_hours",
+    session_timeout_minutes: "session_timeout_minutes"
+});
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -42,7 +51,7 @@ impl Default for Thresholds {
 }
 
 /// Overrides read from `init({thresholds})`; any field left out keeps its default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ThresholdOverrides {
     consideration_views: Option<f64>,
     consideration_days: Option<f64>,
@@ -53,6 +62,16 @@ pub struct ThresholdOverrides {
     loyalty_return_hours: Option<f64>,
     session_timeout_minutes: Option<f64>,
 }
+crate::json_struct!(ThresholdOverrides {
+    consideration_views: "consideration_views",
+    consideration_days: "consideration_days",
+    decision_days: "decision_days",
+    decision_burst_views: "decision_burst_views",
+    decision_burst_minutes: "decision_burst_minutes",
+    affinity_half_life_days: "affinity_half_life_days",
+    loyalty_return_hours: "loyalty_return_hours",
+    session_timeout_minutes: "session_timeout_minutes"
+});
 
 impl Thresholds {
     /// Applies overrides, ignoring values that are not positive and finite.

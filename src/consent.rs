@@ -5,8 +5,7 @@
 //! memory until a choice is made); with GPC on, `marketing` is off unless granted explicitly.
 
 use crate::error::Error;
-use miniserde::json::Value;
-use miniserde::{Deserialize, Serialize};
+use crate::json_value::{parse, Value};
 
 /// Whether consent is assumed until refused (`OptOut`) or asked for first (`OptIn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,7 +18,7 @@ pub enum Mode {
 }
 
 /// The shopper's explicit choices; `None` means not asked yet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Choices {
     /// Measuring: storing the profile and sending events.
     pub analytics: Option<bool>,
@@ -28,12 +27,14 @@ pub struct Choices {
     /// Follow-up by email, SMS and ads.
     pub marketing: Option<bool>,
 }
+crate::json_struct!(Choices { analytics: "analytics", personalization: "personalization", marketing: "marketing" });
 
 impl Choices {
     /// Reads `{"analytics":true,...}`; unknown keys or non-boolean values are refused.
     pub fn parse(text: &str) -> Result<Choices, Error> {
-        let value: Value = miniserde::json::from_str(text).map_err(|_| Error::BadConsent)?;
-        let Value::Object(obj) = value else { return Err(Error::BadConsent) };
+        let Ok(Value::Obj(obj)) = parse(text, 2) else {
+            return Err(Error::BadConsent);
+        };
         let mut c = <Choices as Default>::default();
         for (k, v) in obj.iter() {
             let slot = match k.as_str() {

@@ -5,16 +5,16 @@
 //! which events arrive (the server folds events from several devices).
 
 use crate::time::Millis;
-use miniserde::{Deserialize, Serialize};
 
 /// A score and the time it was last brought up to date.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Decayed {
     /// The score at time `t`.
     pub v: f64,
     /// When `v` was computed.
     pub t: Millis,
 }
+crate::json_struct!(Decayed { v: "v", t: "t" });
 
 impl Decayed {
     /// No evidence yet.

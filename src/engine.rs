@@ -12,6 +12,7 @@
 
 use crate::affinity;
 use crate::cart::Line;
+use crate::codec::Json;
 use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
 use crate::error::Error;
@@ -19,39 +20,40 @@ use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
 use crate::identity::uuid;
 use crate::json::{get_num, get_objects, get_str, push_field, push_str};
+use crate::json::{Object, Value};
 use crate::message::{render_context, write, PageInfo, Parts};
 use crate::outbox::Outbox;
 use crate::profile::{consent_json, Loaded, Profile, MAX_TRAITS_BYTES};
 use crate::time::{parse_iso, to_iso, Millis};
-use miniserde::json::{Object, Value};
-use miniserde::{Deserialize, Serialize};
 
 /// Which public call an input is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `page(name?, props?)`
-    #[serde(rename = "page")]
     Page,
     /// `track(event, props?)`
-    #[serde(rename = "track")]
     Track,
     /// `identify(userId, traits?)`
-    #[serde(rename = "identify")]
     Identify,
     /// `consent(choices)`
-    #[serde(rename = "consent")]
     Consent,
     /// `reset()`
-    #[serde(rename = "reset")]
     Reset,
     /// `forget()`
-    #[serde(rename = "forget")]
     Forget,
 }
+crate::json_enum!(Kind {
+    Page: "page",
+    Track: "track",
+    Identify: "identify",
+    Consent: "consent",
+    Reset: "reset",
+    Forget: "forget"
+});
 
 /// One public call with everything needed to replay it anywhere: the tab that made it
 /// forwards it to the tab that owns the profile, which applies it again identically.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Input {
     /// The call.
     pub kind: Kind,
@@ -68,6 +70,15 @@ pub struct Input {
     /// The page the call came from.
     pub page: PageInfo,
 }
+crate::json_struct!(Input {
+    kind: "kind",
+    name: "name",
+    props: "props",
+    options: "options",
+    now: "now",
+    seed: "seed",
+    page: "page"
+});
 
 impl Input {
     /// A `track` call, for tests and examples.
@@ -118,39 +129,33 @@ pub struct Settings {
     pub locale: String,
 }
 
-#[derive(Deserialize)]
 struct InitOptions {
     thresholds: Option<ThresholdOverrides>,
     consent: Option<ConsentOptions>,
 }
+crate::json_struct!(InitOptions { thresholds: "thresholds", consent: "consent" });
 
-#[derive(Deserialize)]
 struct ConsentOptions {
     mode: Option<String>,
 }
+crate::json_struct!(ConsentOptions { mode: "mode" });
 
-#[derive(Deserialize)]
 struct CallOptions {
     timestamp: Option<String>,
-    #[serde(rename = "userHash")]
     user_hash: Option<String>,
 }
+crate::json_struct!(CallOptions { timestamp: "timestamp", user_hash: "userHash" });
 
 impl Settings {
     /// Reads the parts of `init(options)` the core uses; unknown keys are ignored.
-    pub fn from_options(
-        text: &str,
-        gpc: bool,
-        user_agent: &str,
-        locale: &str,
-    ) -> Result<Settings, Error> {
+    pub fn from_options(text: &str, gpc: bool, user_agent: &str, locale: &str) -> Result<Settings, Error> {
         let mut s = Settings {
             user_agent: crate::json::clip(user_agent, 512),
             locale: crate::json::clip(locale, 35),
             ..Settings::default()
         };
         s.policy.gpc = gpc;
-        let o: InitOptions = miniserde::json::from_str(text).map_err(|_| Error::BadOptions)?;
+        let o = InitOptions::from_json(text).ok_or(Error::BadOptions)?;
         if let Some(t) = &o.thresholds {
             s.thresholds.apply(t);
         }
@@ -178,12 +183,7 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine; `seed` makes the anonymous id.
     pub fn new(settings: Settings, seed: &str) -> Engine {
-        Engine {
-            profile: Profile::new(uuid(seed, 0)),
-            outbox: Outbox::default(),
-            settings,
-            context: None,
-        }
+        Engine { profile: Profile::new(uuid(seed, 0)), outbox: Outbox::default(), settings, context: None }
     }
 
     /// Replaces the profile with a stored one; says whether it was migrated or replaced.
@@ -210,17 +210,11 @@ impl Engine {
 
     /// The JSON that `profile()` returns.
     pub fn profile_json(&self, now: Millis) -> String {
-        self.profile
-            .view(now, &self.settings.thresholds, self.consent())
+        self.profile.view(now, &self.settings.thresholds, self.consent())
     }
 
     /// Applies an input forwarded by another tab, once: `seq` increases per tab.
-    pub fn apply_forwarded(
-        &mut self,
-        tab: &str,
-        seq: u64,
-        input: &Input,
-    ) -> Result<Outputs, Error> {
+    pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
         let mut probe = self.profile.acks.clone();
         std::mem::swap(&mut probe, &mut self.profile.acks);
         if !self.profile.ack(tab, seq, input.now) {
@@ -237,9 +231,7 @@ impl Engine {
     pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
         let opts = match input.options.as_deref().map(str::trim) {
             None | Some("") | Some("null") => None,
-            Some(t) => {
-                Some(miniserde::json::from_str::<CallOptions>(t).map_err(|_| Error::BadOptions)?)
-            }
+            Some(t) => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
         };
         let at = match opts.as_ref().and_then(|o| o.timestamp.as_deref()) {
             Some(ts) => parse_iso(ts)?,
@@ -252,14 +244,7 @@ impl Engine {
                 let props = parse_props(input.props.as_deref())?;
                 let mut out = self.touch(input);
                 self.fold_commerce(name, &props, at, &mut out);
-                self.emit(
-                    input,
-                    "track",
-                    Some(name),
-                    &compact(input.props.as_deref(), &props),
-                    at,
-                    0,
-                );
+                self.emit(input, "track", Some(name), &compact(input.props.as_deref(), &props), at, 0);
                 self.report_stages(input, at, &mut out);
                 Ok(out)
             }
@@ -276,19 +261,12 @@ impl Engine {
                     ("referrer", &page.referrer),
                     ("search", page.search()),
                 ] {
-                    if !props.contains_key(k) {
-                        props.insert(k.into(), Value::String(v.into()));
+                    if crate::json_value::get(&props, k).is_none() {
+                        props.push((k.into(), Value::Str(v.into())));
                     }
                 }
                 let out = self.touch(input);
-                self.emit(
-                    input,
-                    "page",
-                    (!name.is_empty()).then_some(name),
-                    &to_text(&props),
-                    at,
-                    0,
-                );
+                self.emit(input, "page", (!name.is_empty()).then_some(name), &to_text(&props), at, 0);
                 Ok(out)
             }
             Kind::Identify => {
@@ -303,14 +281,7 @@ impl Engine {
                 if let Some(h) = opts.and_then(|o| o.user_hash) {
                     self.profile.user_hash = Some(crate::json::clip(&h, 128));
                 }
-                self.emit(
-                    input,
-                    "identify",
-                    None,
-                    &compact(input.props.as_deref(), &traits),
-                    at,
-                    0,
-                );
+                self.emit(input, "identify", None, &compact(input.props.as_deref(), &traits), at, 0);
                 Ok(out)
             }
             Kind::Consent => {
@@ -345,10 +316,7 @@ impl Engine {
                 }
                 self.restart(&input.seed);
                 self.profile.consent = old.consent;
-                Ok(Outputs {
-                    stage_changes: Vec::new(),
-                    wipe_storage: true,
-                })
+                Ok(Outputs { stage_changes: Vec::new(), wipe_storage: true })
             }
         }
     }
@@ -365,11 +333,7 @@ impl Engine {
     fn touch(&mut self, input: &Input) -> Outputs {
         let campaign = input.page.param("utm_campaign");
         let timeout = self.settings.thresholds.session_timeout();
-        if self
-            .profile
-            .session
-            .touch(input.now, campaign.as_deref(), timeout)
-        {
+        if self.profile.session.touch(input.now, campaign.as_deref(), timeout) {
             self.context = None;
         }
         Outputs::default()
@@ -388,26 +352,12 @@ impl Engine {
         let mut touched: Vec<(String, Signal)> = Vec::new();
         match event {
             "Product Viewed" => {
-                self.profile.affinities.observe(
-                    category.as_deref(),
-                    brand.as_deref(),
-                    price,
-                    affinity::VIEW,
-                    at,
-                    ahl,
-                );
+                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
                 touched.extend(category.map(|c| (c, Signal::View)));
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
-                self.profile.affinities.observe(
-                    category.as_deref(),
-                    brand.as_deref(),
-                    price,
-                    affinity::ADD,
-                    at,
-                    ahl,
-                );
+                self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::ADD, at, ahl);
                 if !wish {
                     if let Some(line) = Line::from_props(props) {
                         self.profile.cart.add(line, at);
@@ -419,9 +369,7 @@ impl Engine {
             }
             "Product Removed" => {
                 if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
-                    self.profile
-                        .cart
-                        .remove(&id, get_num(props, "quantity"), at);
+                    self.profile.cart.remove(&id, get_num(props, "quantity"), at);
                 }
             }
             "Cart Viewed" => {
@@ -460,17 +408,9 @@ impl Engine {
 
     /// Categories of the products in the event, or of the cart when it lists none.
     fn cart_categories(&self, props: &Object) -> Vec<String> {
-        let mut named: Vec<String> = get_objects(props, "products")
-            .filter_map(|p| get_str(p, "category"))
-            .collect();
+        let mut named: Vec<String> = get_objects(props, "products").filter_map(|p| get_str(p, "category")).collect();
         if named.is_empty() {
-            named = self
-                .profile
-                .cart
-                .lines
-                .iter()
-                .filter_map(|l| l.category.clone())
-                .collect();
+            named = self.profile.cart.lines.iter().filter_map(|l| l.category.clone()).collect();
         }
         named.extend(get_str(props, "category"));
         // Sorted and without repeats, placed one by one (no generic sort in the Wasm).
@@ -490,11 +430,7 @@ impl Engine {
         let mut changes = Vec::new();
         for (cat, ev) in self.profile.categories.iter_mut() {
             if let Some((from, to)) = ev.settle(input.now.max(at), &th) {
-                changes.push(StageChange {
-                    category: cat.clone(),
-                    from,
-                    to,
-                });
+                changes.push(StageChange { category: cat.clone(), from, to });
             }
         }
         for (i, ch) in changes.iter().enumerate() {
@@ -507,14 +443,7 @@ impl Engine {
             }
             push_field(&mut body, "to", ch.to.name());
             body.push('}');
-            self.emit(
-                input,
-                "track",
-                Some("Stage Changed"),
-                &body,
-                at,
-                i as u16 + 1,
-            );
+            self.emit(input, "track", Some("Stage Changed"), &body, at, i as u16 + 1);
         }
         out.stage_changes = changes;
     }
@@ -528,7 +457,10 @@ impl Engine {
             _ => Object::new(),
         };
         for (k, v) in traits.iter() {
-            merged.insert(k.clone(), v.clone());
+            match merged.iter_mut().find(|(old, _)| old == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => merged.push((k.clone(), v.clone())),
+            }
         }
         let text = to_text(&merged);
         if text.len() <= MAX_TRAITS_BYTES {
@@ -538,15 +470,7 @@ impl Engine {
 
     /// Queues a message unless analytics consent was refused. Without a choice yet (opt-in
     /// sites) it is held in memory: the shell neither stores nor sends before consent.
-    fn emit(
-        &mut self,
-        input: &Input,
-        kind: &str,
-        name: Option<&str>,
-        body: &str,
-        at: Millis,
-        n: u16,
-    ) {
+    fn emit(&mut self, input: &Input, kind: &str, name: Option<&str>, body: &str, at: Millis, n: u16) {
         if self.profile.consent.analytics == Some(false) {
             return;
         }
@@ -554,11 +478,8 @@ impl Engine {
         let stale = !matches!(&self.context, Some((p, s, _)) if *p == input.page && *s == session);
         if stale {
             let s = &self.settings;
-            self.context = Some((
-                input.page.clone(),
-                session,
-                render_context(&input.page, &s.user_agent, &s.locale, session),
-            ));
+            self.context =
+                Some((input.page.clone(), session, render_context(&input.page, &s.user_agent, &s.locale, session)));
         }
         let context = self.context.as_ref().map_or("{}", |c| c.2.as_str());
         let mut consent = String::new();
@@ -582,9 +503,7 @@ impl Engine {
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
     match text.map(str::trim) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => {
-            t.to_string()
-        }
+        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
         _ => to_text(parsed),
     }
 }

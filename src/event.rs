@@ -3,7 +3,8 @@
 //! text (made by `JSON.stringify` in the JS wrapper) and must be a bounded plain object.
 
 use crate::error::Error;
-use miniserde::json::{Object, Value};
+use crate::json::{Object, Value};
+use crate::json_value::{parse, ParseError};
 
 /// Longest event name or user id, in characters.
 pub const MAX_NAME: usize = 200;
@@ -30,76 +31,30 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 /// assert!(parse_props(Some("[1,2]")).is_err());
 /// ```
 pub fn parse_props(text: Option<&str>) -> Result<Object, Error> {
-    let text = match text {
-        None => return Ok(Object::new()),
-        Some(t) if t.trim().is_empty() || t.trim() == "null" => return Ok(Object::new()),
+    let text = match text.map(str::trim) {
+        None | Some("") | Some("null") => return Ok(Object::new()),
         Some(t) => t,
     };
     if text.len() > MAX_PROPS_BYTES {
         return Err(Error::TooLarge);
     }
-    if !text.trim_start().starts_with('{') {
+    if !text.starts_with('{') {
         return Err(Error::NotAnObject);
     }
-    // Check the depth on the text first: the parser would accept any depth, and walking a
-    // deep value afterwards would need a deep stack.
-    check_depth(text)?;
-    let value: Value = miniserde::json::from_str(text).map_err(|_| Error::BadJson)?;
-    match value {
-        Value::Object(obj) => {
-            check_finite(&obj)?;
-            Ok(obj)
-        }
-        _ => Err(Error::NotAnObject),
+    match parse(text, MAX_DEPTH) {
+        Ok(Value::Obj(obj)) => Ok(obj),
+        Ok(_) => Err(Error::NotAnObject),
+        Err(ParseError::TooDeep) => Err(Error::TooDeep),
+        Err(ParseError::NotFinite) => Err(Error::NotFinite),
+        Err(ParseError::Syntax) => Err(Error::BadJson),
     }
 }
 
 /// Serialises an object back to compact JSON text.
 pub fn to_text(obj: &Object) -> String {
-    miniserde::json::to_string(obj)
-}
-
-fn check_depth(text: &str) -> Result<(), Error> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &c in text.as_bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(Error::TooDeep);
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn check_finite(obj: &Object) -> Result<(), Error> {
-    // Depth is already bounded by `check_depth`, so this recursion is shallow.
-    fn walk(v: &Value) -> Result<(), Error> {
-        match v {
-            Value::Number(n) if !crate::json::as_f64(n).is_finite() => Err(Error::NotFinite),
-            Value::Array(a) => a.iter().try_for_each(walk),
-            Value::Object(o) => o.values().try_for_each(walk),
-            _ => Ok(()),
-        }
-    }
-    obj.values().try_for_each(walk)
+    let mut s = String::new();
+    crate::json_value::write(&mut s, &Value::Obj(obj.clone()));
+    s
 }
 
 #[cfg(test)]

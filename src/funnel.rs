@@ -4,27 +4,28 @@
 
 use crate::config::Thresholds;
 use crate::time::Millis;
-use miniserde::{Deserialize, Serialize};
 
 /// Where a shopper stands in the buying journey for one category.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     /// First sight of the category.
-    #[serde(rename = "awareness")]
     Awareness,
     /// Repeated viewing or comparing.
-    #[serde(rename = "consideration")]
     Consideration,
     /// Strong intent: added to cart, checkout started, or many views in a short time.
-    #[serde(rename = "decision")]
     Decision,
     /// Ordered.
-    #[serde(rename = "purchase")]
     Purchase,
     /// Bought before and came back.
-    #[serde(rename = "loyalty")]
     Loyalty,
 }
+crate::json_enum!(Stage {
+    Awareness: "awareness",
+    Consideration: "consideration",
+    Decision: "decision",
+    Purchase: "purchase",
+    Loyalty: "loyalty"
+});
 
 impl Stage {
     /// The lower-case name used in events and in `profile()`.
@@ -58,7 +59,7 @@ pub const MAX_INTENTS: usize = 3;
 /// The evidence kept for one category: the times of the latest views and intents, and
 /// the orders. Stages are read from it through time windows, so the same events give the
 /// same stage whatever order they arrive in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     /// Times of the latest product views, oldest first.
     pub views: Vec<Millis>,
@@ -73,6 +74,14 @@ pub struct Evidence {
     /// The stage last reported through `Stage Changed`.
     pub reported: Option<Stage>,
 }
+crate::json_struct!(Evidence {
+    views: "views",
+    intents: "intents",
+    orders: "orders",
+    last_order: "last_order",
+    last_seen: "last_seen",
+    reported: "reported"
+});
 
 fn insert_sorted(times: &mut Vec<Millis>, t: Millis, max: usize) {
     let i = times.partition_point(|x| *x <= t);
@@ -94,14 +103,15 @@ impl Evidence {
             Signal::View => {
                 insert_sorted(&mut self.views, when, MAX_VIEWS);
                 // Many views in a short time are buying intent, which then lasts as long
-                // as a cart add does.
+                // as a cart add does. A view that arrives late can complete a burst that
+                // lies before later views, so look at every run, not only the latest.
                 let need = (th.decision_burst_views.ceil() as usize).clamp(1, MAX_VIEWS);
-                if let Some(w) = self.views.windows(need).last() {
-                    if w.len() == need && w[need - 1] - w[0] <= th.burst_window() {
-                        let burst_at = w[need - 1];
-                        if !self.intents.contains(&burst_at) {
-                            insert_sorted(&mut self.intents, burst_at, MAX_INTENTS);
-                        }
+                let burst =
+                    self.views.windows(need).rev().find(|w| w[need - 1].saturating_sub(w[0]) <= th.burst_window());
+                if let Some(w) = burst {
+                    let burst_at = w[need - 1];
+                    if !self.intents.contains(&burst_at) {
+                        insert_sorted(&mut self.intents, burst_at, MAX_INTENTS);
                     }
                 }
             }

@@ -1,62 +1,45 @@
-//! Small helpers over miniserde's JSON value: reading the e-commerce fields out of
-//! properties, and writing JSON text by hand where a derive would cost more.
+//! Reading the e-commerce fields out of properties, and writing JSON text by hand where
+//! building a value first would cost more. The value type and parser are in
+//! [`crate::json_value`].
 
-use miniserde::json::{Number, Object, Value};
+use crate::json_value::{get, push_fixed};
+pub use crate::json_value::{push_str, push_uint, Obj as Object, Value};
 
 /// The string at `key`, if it is a non-empty string (numbers are accepted as ids).
 pub fn get_str(obj: &Object, key: &str) -> Option<String> {
-    match obj.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(clip(s.trim(), 100)),
-        Value::Number(n) => Some(number_text(n)),
+    match get(obj, key)? {
+        Value::Str(s) if !s.trim().is_empty() => Some(clip(s.trim(), 100)),
+        n @ (Value::UInt(_) | Value::Num(_)) => Some(crate::json_value::to_text(n)),
         _ => None,
     }
 }
 
 /// The number at `key`, if it is a finite number (numeric strings such as `"19.99"` too).
 pub fn get_num(obj: &Object, key: &str) -> Option<f64> {
-    match obj.get(key)? {
-        Value::Number(n) => Some(as_f64(n)),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
-        _ => None,
+    match get(obj, key)? {
+        Value::Str(s) => match crate::json_value::parse(s.trim(), 0) {
+            Ok(v) => v.as_f64(),
+            Err(_) => None,
+        },
+        v => v.as_f64(),
     }
 }
 
 /// The objects in the array at `key` (other elements are skipped).
 pub fn get_objects<'a>(obj: &'a Object, key: &str) -> impl Iterator<Item = &'a Object> {
-    let arr = match obj.get(key) {
-        Some(Value::Array(a)) => a.as_slice(),
+    let arr = match get(obj, key) {
+        Some(Value::Arr(a)) => a.as_slice(),
         _ => &[],
     };
-    arr.iter().filter_map(|v| match v {
-        Value::Object(o) => Some(o),
-        _ => None,
-    })
-}
-
-/// A number as a double.
-pub fn as_f64(n: &Number) -> f64 {
-    match *n {
-        Number::U64(v) => v as f64,
-        Number::I64(v) => v as f64,
-        Number::F64(v) => v,
-    }
-}
-
-fn number_text(n: &Number) -> String {
-    miniserde::json::to_string(&Value::Number(n.clone()))
+    arr.iter().filter_map(Value::as_obj)
 }
 
 /// `s` cut to at most `max` characters, on a character boundary.
 pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_string(),
+        Some((i, _)) => s.get(..i).unwrap_or(s).to_string(),
         None => s.to_string(),
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn push_str(out: &mut String, s: &str) {
-    out.push_str(&miniserde::json::to_string(s));
 }
 
 /// Appends `"key":` to an object being written.
@@ -74,49 +57,9 @@ pub fn push_field(out: &mut String, key: &str, value: &str) {
     push_str(out, value);
 }
 
-/// Appends a number rounded to three decimals, written without `core::fmt`'s float code.
+/// Appends a number rounded to three decimals (prices, scores in `profile()`).
 pub fn push_num(out: &mut String, v: f64) {
-    let scaled = (v * 1000.0).round();
-    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
-        out.push('0');
-        return;
-    }
-    let neg = scaled < 0.0;
-    let scaled = scaled.abs() as u64;
-    if neg && scaled != 0 {
-        out.push('-');
-    }
-    push_uint(out, scaled / 1000);
-    let frac = scaled % 1000;
-    if frac != 0 {
-        out.push('.');
-        let digits = [frac / 100, frac / 10 % 10, frac % 10];
-        let keep = if frac % 100 == 0 { 1 } else if frac % 10 == 0 { 2 } else { 3 };
-        for d in &digits[..keep] {
-            out.push((b'0' + *d as u8) as char);
-        }
-    }
-}
-
-/// Appends an unsigned integer in decimal.
-pub fn push_uint(out: &mut String, v: u64) {
-    let mut buf = itoa_buf(v);
-    out.push_str(buf.as_str());
-    buf.clear();
-}
-
-fn itoa_buf(mut v: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 || i == 0 {
-            break;
-        }
-    }
-    digits[i..].iter().map(|&d| d as char).collect()
+    push_fixed(out, v, 3);
 }
 
 #[cfg(test)]
@@ -125,7 +68,8 @@ mod tests {
 
     #[test]
     fn numbers_are_written_with_at_most_three_decimals() {
-        let cases = [(0.0, "0"), (1.5, "1.5"), (1299.999, "1299.999"), (0.1234, "0.123"), (-2.25, "-2.25"), (f64::NAN, "0")];
+        let cases =
+            [(0.0, "0"), (1.5, "1.5"), (1299.999, "1299.999"), (0.1234, "0.123"), (-2.25, "-2.25"), (f64::NAN, "0")];
         for (v, want) in cases {
             let mut s = String::new();
             push_num(&mut s, v);

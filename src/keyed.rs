@@ -3,7 +3,7 @@
 //! The profile's maps are small (at most a few dozen categories, brands or tabs), so a
 //! sorted Vec is as fast as a B-tree here and far smaller in the Wasm: each `BTreeMap<K, V>`
 //! type brings about 5 KB of node code of its own. It stores and reads as a JSON object,
-//! like the `BTreeMap` it replaces, so stored profiles keep their layout.
+//! like the `BTreeMap` it replaces (see `codec`), so stored profiles keep their layout.
 //!
 //! ```
 //! use nudge::keyed::Keyed;
@@ -13,11 +13,6 @@
 //! assert_eq!(m.keys().collect::<Vec<_>>(), ["Phones", "TVs"]);
 //! assert_eq!(m["TVs"], 2);
 //! ```
-
-use miniserde::de::{Map as DeMap, Visitor};
-use miniserde::ser::{Fragment, Map as SerMap};
-use miniserde::{make_place, Deserialize, Result, Serialize};
-use std::borrow::Cow;
 
 /// A map from text keys to values, iterated in key order.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,67 +142,6 @@ impl<V> std::ops::Index<&str> for Keyed<V> {
     }
 }
 
-impl<V: Serialize> Serialize for Keyed<V> {
-    fn begin(&self) -> Fragment<'_> {
-        struct Stream<'a, V>(std::slice::Iter<'a, (String, V)>);
-        impl<V: Serialize> SerMap for Stream<'_, V> {
-            fn next(&mut self) -> Option<(Cow<'_, str>, &dyn Serialize)> {
-                let (k, v) = self.0.next()?;
-                Some((Cow::Borrowed(k.as_str()), v as &dyn Serialize))
-            }
-        }
-        Fragment::Map(Box::new(Stream(self.items.iter())))
-    }
-}
-
-impl<V: Deserialize> Deserialize for Keyed<V> {
-    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
-        make_place!(Place);
-
-        struct Builder<'a, V> {
-            out: &'a mut Option<Keyed<V>>,
-            map: Keyed<V>,
-            key: Option<String>,
-            value: Option<V>,
-        }
-
-        impl<V> Builder<'_, V> {
-            fn shift(&mut self) {
-                if let (Some(k), Some(v)) = (self.key.take(), self.value.take()) {
-                    self.map.insert(k, v);
-                }
-            }
-        }
-
-        impl<V: Deserialize> DeMap for Builder<'_, V> {
-            fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
-                self.shift();
-                self.key = Some(k.to_string());
-                Ok(Deserialize::begin(&mut self.value))
-            }
-
-            fn finish(&mut self) -> Result<()> {
-                self.shift();
-                *self.out = Some(std::mem::take(&mut self.map));
-                Ok(())
-            }
-        }
-
-        impl<V: Deserialize> Visitor for Place<Keyed<V>> {
-            fn map(&mut self) -> Result<Box<dyn DeMap + '_>> {
-                Ok(Box::new(Builder {
-                    out: &mut self.out,
-                    map: Keyed::new(),
-                    key: None,
-                    value: None,
-                }))
-            }
-        }
-
-        Place::new(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,10 +152,7 @@ mod tests {
         for (k, v) in [("b", 1), ("a", 2), ("c", 3), ("b", 4)] {
             m.insert(k.into(), v);
         }
-        assert_eq!(
-            m.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
-            [("a", 2), ("b", 4), ("c", 3)]
-        );
+        assert_eq!(m.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), [("a", 2), ("b", 4), ("c", 3)]);
         assert_eq!(m.remove("a"), Some(2));
         assert_eq!(m.len(), 2);
         assert!(m.get("a").is_none());
@@ -229,15 +160,15 @@ mod tests {
 
     #[test]
     fn it_stores_as_a_json_object_and_reads_back() {
-        let mut m: Keyed<u32> = Keyed::new();
+        use crate::codec::Json;
+        let mut m: Keyed<u64> = Keyed::new();
         m.insert("TVs".into(), 3);
         m.insert("Phones".into(), 1);
-        let text = miniserde::json::to_string(&m);
+        let text = m.to_json();
         assert_eq!(text, r#"{"Phones":1,"TVs":3}"#);
-        let back: Keyed<u32> = miniserde::json::from_str(&text).unwrap();
-        assert_eq!(back, m);
+        assert_eq!(Keyed::<u64>::from_json(&text), Some(m));
         // Keys out of order or repeated in stored text still give a sorted map.
-        let odd: Keyed<u32> = miniserde::json::from_str(r#"{"b":1,"a":2,"b":5}"#).unwrap();
+        let odd = Keyed::<u64>::from_json(r#"{"b":1,"a":2,"b":5}"#).unwrap();
         assert_eq!(odd.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(odd["b"], 5);
     }

@@ -8,6 +8,7 @@
 
 pub mod affinity;
 pub mod cart;
+pub mod codec;
 pub mod config;
 pub mod consent;
 pub mod decay;
@@ -17,6 +18,7 @@ pub mod event;
 pub mod funnel;
 pub mod identity;
 pub mod json;
+pub mod json_value;
 pub mod keyed;
 pub mod message;
 pub mod outbox;

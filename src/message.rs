@@ -4,10 +4,9 @@
 //! where the outbox can find it cheaply.
 
 use crate::json::{push_field, push_key, push_str, push_uint};
-use miniserde::{Deserialize, Serialize};
 
 /// The page a call came from, as the shell saw it at the time of the call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageInfo {
     /// `location.href`.
     pub url: String,
@@ -16,6 +15,7 @@ pub struct PageInfo {
     /// `document.referrer`.
     pub referrer: String,
 }
+crate::json_struct!(PageInfo { url: "url", title: "title", referrer: "referrer" });
 
 impl PageInfo {
     /// The path of the URL (`/tv/oled-55`).
@@ -89,7 +89,13 @@ pub fn render_context(page: &PageInfo, user_agent: &str, locale: &str, session_i
     push_field(&mut c, "referrer", &page.referrer);
     push_field(&mut c, "search", page.search());
     c.push('}');
-    let utm = [("utm_campaign", "name"), ("utm_source", "source"), ("utm_medium", "medium"), ("utm_term", "term"), ("utm_content", "content")];
+    let utm = [
+        ("utm_campaign", "name"),
+        ("utm_source", "source"),
+        ("utm_medium", "medium"),
+        ("utm_term", "term"),
+        ("utm_content", "content"),
+    ];
     let found: Vec<(&str, String)> = utm.iter().filter_map(|(q, k)| page.param(q).map(|v| (*k, v))).collect();
     if !found.is_empty() {
         push_key(&mut c, "campaign");

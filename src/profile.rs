@@ -4,15 +4,15 @@
 
 use crate::affinity::Affinities;
 use crate::cart::Cart;
+use crate::codec::{Json, MAX_STATE_DEPTH};
 use crate::config::Thresholds;
 use crate::consent::{Choices, Effective};
 use crate::funnel::{Evidence, Stage};
 use crate::json::{push_field, push_key, push_num, push_str, push_uint};
+use crate::json_value::{get, parse, Value};
 use crate::keyed::Keyed;
 use crate::session::Session;
 use crate::time::{to_iso, Millis};
-use miniserde::json::Value;
-use miniserde::{Deserialize, Serialize};
 
 /// The layout version written by this code.
 pub const VERSION: u32 = 2;
@@ -25,16 +25,17 @@ pub const MAX_TABS: usize = 8;
 
 /// The last input applied from one tab (see `web::tabs`): lets the tab that owns the
 /// profile apply each forwarded input exactly once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ack {
     /// Sequence number of the last input applied from the tab.
     pub seq: u64,
     /// When it was applied.
     pub at: Millis,
 }
+crate::json_struct!(Ack { seq: "seq", at: "at" });
 
 /// Everything the SDK knows about one shopper.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// Layout version ([`VERSION`]).
     pub v: u32,
@@ -59,6 +60,19 @@ pub struct Profile {
     /// Tab-sync ledger: tab id to last applied input.
     pub acks: Keyed<Ack>,
 }
+crate::json_struct!(Profile {
+    v: "v",
+    anonymous_id: "anonymous_id",
+    user_id: "user_id",
+    user_hash: "user_hash",
+    traits: "traits",
+    consent: "consent",
+    session: "session",
+    categories: "categories",
+    affinities: "affinities",
+    cart: "cart",
+    acks: "acks"
+});
 
 /// What happened when stored text was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,49 +105,37 @@ impl Profile {
 
     /// The stored form.
     pub fn encode(&self) -> String {
-        miniserde::json::to_string(self)
+        self.to_json()
     }
 
     /// Reads a stored profile, migrating older layouts. Unreadable text gives a fresh
     /// profile with `fallback_id` and [`Loaded::Replaced`], so the caller can report it.
     pub fn decode(text: &str, fallback_id: String) -> (Profile, Loaded) {
         match Self::try_decode(text) {
-            Some((p, migrated)) => (
-                p,
-                if migrated {
-                    Loaded::Migrated
-                } else {
-                    Loaded::Current
-                },
-            ),
+            Some((p, migrated)) => (p, if migrated { Loaded::Migrated } else { Loaded::Current }),
             None => (Profile::new(fallback_id), Loaded::Replaced),
         }
     }
 
     fn try_decode(text: &str) -> Option<(Profile, bool)> {
-        let Value::Object(mut obj) = miniserde::json::from_str::<Value>(text).ok()? else {
+        let Ok(Value::Obj(mut obj)) = parse(text, MAX_STATE_DEPTH) else {
             return None;
         };
-        let version = match obj.get("v") {
-            Some(Value::Number(n)) => crate::json::as_f64(n) as u32,
-            _ => return None,
-        };
-        if version == 0 || version > VERSION {
+        let version = get(&obj, "v").and_then(Value::as_u64)?;
+        if version == 0 || version > u64::from(VERSION) {
             return None;
         }
         // Version 1 predates tab sync: it had no ledger of forwarded inputs.
         if version < 2 {
-            obj.insert("acks".into(), Value::Object(Default::default()));
+            obj.push(("acks".into(), Value::Obj(Vec::new())));
         }
-        obj.insert(
-            "v".into(),
-            Value::Number(miniserde::json::Number::U64(u64::from(VERSION))),
-        );
-        let p: Profile = miniserde::json::from_str(&miniserde::json::to_string(&obj)).ok()?;
+        obj.push(("v".into(), Value::UInt(u64::from(VERSION))));
+        let mut p = Profile::read(&Value::Obj(obj))?;
+        p.v = VERSION;
         if p.anonymous_id.is_empty() {
             return None;
         }
-        Some((p, version < VERSION))
+        Some((p, version < u64::from(VERSION)))
     }
 
     /// Evidence for a category, created when first seen; forgets the weakest category when
@@ -154,10 +156,7 @@ impl Profile {
 
     /// The stage of each category as of `now`.
     pub fn stages(&self, now: Millis, th: &Thresholds) -> Vec<(&str, Stage)> {
-        self.categories
-            .iter()
-            .map(|(k, e)| (k.as_str(), e.stage(now, th)))
-            .collect()
+        self.categories.iter().map(|(k, e)| (k.as_str(), e.stage(now, th))).collect()
     }
 
     /// The overall stage: the stage of the strongest category (highest stage, then most
@@ -184,11 +183,7 @@ impl Profile {
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
         while self.acks.len() > MAX_TABS {
-            let oldest = self
-                .acks
-                .iter()
-                .min_by_key(|(_, a)| a.at)
-                .map(|(k, _)| k.clone());
+            let oldest = self.acks.iter().min_by_key(|(_, a)| a.at).map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.acks.remove(&k),
                 None => break,
@@ -258,11 +253,7 @@ impl Profile {
             }
             s.push('{');
             push_field(s, "product_id", &l.product_id);
-            for (k, v) in [
-                ("name", &l.name),
-                ("category", &l.category),
-                ("brand", &l.brand),
-            ] {
+            for (k, v) in [("name", &l.name), ("category", &l.category), ("brand", &l.brand)] {
                 if let Some(v) = v {
                     push_field(s, k, v);
                 }
@@ -296,11 +287,7 @@ impl Profile {
 /// Writes consent in force as `{"analytics":true,...}`.
 pub fn consent_json(s: &mut String, c: Effective) {
     s.push('{');
-    for (k, v) in [
-        ("analytics", c.analytics),
-        ("personalization", c.personalization),
-        ("marketing", c.marketing),
-    ] {
+    for (k, v) in [("analytics", c.analytics), ("personalization", c.personalization), ("marketing", c.marketing)] {
         push_key(s, k);
         s.push_str(if v { "true" } else { "false" });
     }
@@ -324,9 +311,7 @@ mod tests {
     #[test]
     fn a_version_one_profile_migrates() {
         let mut text = Profile::new("anon".into()).encode();
-        text = text
-            .replace("\"v\":2", "\"v\":1")
-            .replace(",\"acks\":{}", "");
+        text = text.replace("\"v\":2", "\"v\":1").replace(",\"acks\":{}", "");
         assert!(!text.contains("acks"));
         let (p, how) = Profile::decode(&text, "x".into());
         assert_eq!(how, Loaded::Migrated);
@@ -336,13 +321,7 @@ mod tests {
 
     #[test]
     fn corrupt_or_future_profiles_are_replaced() {
-        for text in [
-            "",
-            "{",
-            "null",
-            "{\"v\":99,\"anonymous_id\":\"a\"}",
-            "{\"v\":2}",
-        ] {
+        for text in ["", "{", "null", "{\"v\":99,\"anonymous_id\":\"a\"}", "{\"v\":2}"] {
             let (p, how) = Profile::decode(text, "fresh".into());
             assert_eq!(how, Loaded::Replaced, "{text}");
             assert_eq!(p.anonymous_id, "fresh");

@@ -2,10 +2,9 @@
 //! session. The session lives in the shared profile, so all tabs of a site share it.
 
 use crate::time::Millis;
-use miniserde::{Deserialize, Serialize};
 
 /// The current session.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Session {
     /// Session id: the time it started, in milliseconds (as Amplitude does).
     pub id: Millis,
@@ -16,6 +15,7 @@ pub struct Session {
     /// How many sessions this browser has had.
     pub count: u32,
 }
+crate::json_struct!(Session { id: "id", last: "last", campaign: "campaign", count: "count" });
 
 impl Session {
     /// Records activity at `now`; returns true when it started a new session.

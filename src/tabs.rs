@@ -9,11 +9,11 @@
 //! This module is the pure protocol; `web::tabs` carries its messages over a
 //! BroadcastChannel.
 
+use crate::codec::Json;
 use crate::engine::{Engine, Input, Outputs, StageChange};
 use crate::error::Error;
 use crate::funnel::Stage;
 use crate::keyed::Keyed;
-use miniserde::{Deserialize, Serialize};
 
 /// This tab's part in the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum Role {
 }
 
 /// A message between tabs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Wire {
     /// `in` (forwarded call), `state` (leader's profile), `hello` (new tab), `leader`.
     pub t: String,
@@ -40,6 +40,7 @@ pub struct Wire {
     /// The leader's stored profile text.
     pub profile: Option<String>,
 }
+crate::json_struct!(Wire { t: "t", tab: "tab", seq: "seq", input: "input", profile: "profile" });
 
 /// What the shell must do after a message from another tab.
 #[derive(Debug, Default)]
@@ -75,13 +76,7 @@ pub struct TabSync {
 impl TabSync {
     /// A tab with the given id and role.
     pub fn new(tab: String, role: Role) -> TabSync {
-        TabSync {
-            tab,
-            role,
-            seq: 0,
-            pending: Vec::new(),
-            base: None,
-        }
+        TabSync { tab, role, seq: 0, pending: Vec::new(), base: None }
     }
 
     /// Calls made here that the leader has not yet acknowledged.
@@ -91,11 +86,7 @@ impl TabSync {
 
     /// A call made in this tab: applied here at once; for a follower also returned as a
     /// message to forward to the leader.
-    pub fn local(
-        &mut self,
-        engine: &mut Engine,
-        input: Input,
-    ) -> Result<(Outputs, Option<String>), Error> {
+    pub fn local(&mut self, engine: &mut Engine, input: Input) -> Result<(Outputs, Option<String>), Error> {
         if self.role != Role::Follower {
             return Ok((engine.apply(&input)?, None));
         }
@@ -127,13 +118,7 @@ impl TabSync {
     }
 
     fn wire(&self, t: &str, input: Option<Input>, profile: Option<String>) -> String {
-        miniserde::json::to_string(&Wire {
-            t: t.into(),
-            tab: self.tab.clone(),
-            seq: self.seq,
-            input,
-            profile,
-        })
+        Wire { t: t.into(), tab: self.tab.clone(), seq: self.seq, input, profile }.to_json()
     }
 
     /// This tab won the election. `stored` is the profile in storage (the last leader's
@@ -155,7 +140,7 @@ impl TabSync {
     /// A message from another tab.
     pub fn receive(&mut self, engine: &mut Engine, text: &str) -> Reaction {
         let mut r = Reaction::default();
-        let Ok(w) = miniserde::json::from_str::<Wire>(text) else {
+        let Some(w) = Wire::from_json(text) else {
             return r;
         };
         if w.tab == self.tab {
@@ -185,13 +170,16 @@ impl TabSync {
                 // A new leader may have missed calls sent to the old one: send them again.
                 let mut out = Vec::new();
                 for (seq, input) in &self.pending {
-                    out.push(miniserde::json::to_string(&Wire {
-                        t: "in".into(),
-                        tab: self.tab.clone(),
-                        seq: *seq,
-                        input: Some(input.clone()),
-                        profile: None,
-                    }));
+                    out.push(
+                        Wire {
+                            t: "in".into(),
+                            tab: self.tab.clone(),
+                            seq: *seq,
+                            input: Some(input.clone()),
+                            profile: None,
+                        }
+                        .to_json(),
+                    );
                 }
                 if !out.is_empty() {
                     r.reply = Some(out.join("\n"));
@@ -219,11 +207,7 @@ impl TabSync {
             .into_iter()
             .filter_map(|(cat, to)| {
                 let from = before.get(&cat).copied();
-                (from != Some(to)).then_some(StageChange {
-                    category: cat,
-                    from,
-                    to,
-                })
+                (from != Some(to)).then_some(StageChange { category: cat, from, to })
             })
             .collect()
     }
@@ -251,21 +235,11 @@ mod tests {
 
     fn view(cat: &str, n: u64) -> Input {
         let seed = format!("{:032x}", n);
-        Input::track(
-            "Product Viewed",
-            &format!(r#"{{"category":"{cat}","product_id":"p{n}"}}"#),
-            1_000 + n,
-            &seed,
-        )
+        Input::track("Product Viewed", &format!(r#"{{"category":"{cat}","product_id":"p{n}"}}"#), 1_000 + n, &seed)
     }
 
     /// Delivers every posted message to the other tab, like a BroadcastChannel.
-    fn deliver(
-        from_posts: &mut Vec<String>,
-        to: &mut TabSync,
-        to_engine: &mut Engine,
-        back: &mut Vec<String>,
-    ) {
+    fn deliver(from_posts: &mut Vec<String>, to: &mut TabSync, to_engine: &mut Engine, back: &mut Vec<String>) {
         for m in from_posts.drain(..) {
             for line in m.lines() {
                 let r = to.receive(to_engine, line);
@@ -298,22 +272,11 @@ mod tests {
         }
         deliver(&mut to_leader, &mut leader, &mut le, &mut to_follower);
         deliver(&mut to_follower, &mut follower, &mut fe, &mut to_leader);
-        let tracks = le
-            .outbox
-            .messages()
-            .iter()
-            .filter(|m| m.contains("\"Product Viewed\""))
-            .count();
-        assert_eq!(
-            tracks, 100,
-            "every call in the leader's outbox exactly once"
-        );
+        let tracks = le.outbox.messages().iter().filter(|m| m.contains("\"Product Viewed\"")).count();
+        assert_eq!(tracks, 100, "every call in the leader's outbox exactly once");
         assert_eq!(follower.pending(), 0);
         assert_eq!(le.profile_json(10_000), fe.profile_json(10_000));
-        assert_eq!(
-            le.profile.categories["Phones"].reported,
-            Some(Stage::Decision)
-        );
+        assert_eq!(le.profile.categories["Phones"].reported, Some(Stage::Decision));
     }
 
     #[test]
@@ -330,29 +293,11 @@ mod tests {
         let mut ne = engine();
         ne.outbox = le.outbox.clone();
         follower.become_leader(&mut ne, Some(&stored));
-        assert_eq!(
-            ne.outbox
-                .messages()
-                .iter()
-                .filter(|m| m.contains("Product Viewed"))
-                .count(),
-            3
-        );
+        assert_eq!(ne.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count(), 3);
         // The forwarded call 2 was already applied by the old leader: not again.
         let again = Input { ..view("TVs", 2) };
-        assert!(ne
-            .apply_forwarded("F", 1, &again)
-            .unwrap()
-            .stage_changes
-            .is_empty());
-        assert_eq!(
-            ne.outbox
-                .messages()
-                .iter()
-                .filter(|m| m.contains("Product Viewed"))
-                .count(),
-            3
-        );
+        assert!(ne.apply_forwarded("F", 1, &again).unwrap().stage_changes.is_empty());
+        assert_eq!(ne.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count(), 3);
     }
 
     #[test]
@@ -361,23 +306,11 @@ mod tests {
         let mut tab = TabSync::new("T".into(), Role::Follower);
         tab.local(&mut e, view("TVs", 1)).unwrap();
         tab.local(&mut e, view("TVs", 2)).unwrap();
-        assert!(
-            e.outbox.messages().is_empty(),
-            "a follower keeps no outbox of its own"
-        );
+        assert!(e.outbox.messages().is_empty(), "a follower keeps no outbox of its own");
         tab.become_leader(&mut e, None);
-        let views = e
-            .outbox
-            .messages()
-            .iter()
-            .filter(|m| m.contains("Product Viewed"))
-            .count();
+        let views = e.outbox.messages().iter().filter(|m| m.contains("Product Viewed")).count();
         assert_eq!(views, 2);
-        assert_eq!(
-            e.profile.categories["TVs"].views.len(),
-            2,
-            "each call applied once"
-        );
+        assert_eq!(e.profile.categories["TVs"].views.len(), 2, "each call applied once");
     }
 
     #[test]
@@ -389,9 +322,6 @@ mod tests {
         let r = follower.receive(&mut fe, &leader.state(&le));
         assert_eq!(r.stage_changes.len(), 1);
         assert_eq!(r.stage_changes[0].to, Stage::Awareness);
-        assert!(follower
-            .receive(&mut fe, &leader.state(&le))
-            .stage_changes
-            .is_empty());
+        assert!(follower.receive(&mut fe, &leader.state(&le)).stage_changes.is_empty());
     }
 }

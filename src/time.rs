@@ -136,7 +136,7 @@ fn push_num(out: &mut String, mut v: u64, width: usize) {
 }
 
 fn is_leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
@@ -186,8 +186,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_date_time() {
-        for s in ["", "2026-11-23", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-            "2026-11-23T25:00:00Z", "2026-11-23T10:00:00", "2026-11-23T10:00:00.Z", "2026-11-23T10:00:00+1:00"] {
+        for s in [
+            "",
+            "2026-11-23",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-23T25:00:00Z",
+            "2026-11-23T10:00:00",
+            "2026-11-23T10:00:00.Z",
+            "2026-11-23T10:00:00+1:00",
+        ] {
             assert_eq!(parse_iso(s), Err(Error::BadTimestamp), "{s}");
         }
     }

@@ -216,12 +216,16 @@ impl Nudge {
             let s = self.inner.shell.borrow();
             ["nudge:", &s.storage_key_hint()].concat()
         };
-        let Some(channel) = tabs::channel(&name) else { return };
+        let Some(channel) = tabs::channel(&name) else {
+            return;
+        };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new({
             let weak = weak.clone();
             move |e: web_sys::MessageEvent| {
                 let Some(inner) = weak.upgrade() else { return };
-                let Some(text) = e.data().as_string() else { return };
+                let Some(text) = e.data().as_string() else {
+                    return;
+                };
                 let notes = match inner.shell.try_borrow_mut() {
                     Ok(mut s) => s.receive(&text),
                     Err(_) => return,

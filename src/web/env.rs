@@ -36,7 +36,9 @@ pub fn seed() -> String {
 
 /// The current page: URL, title and referrer.
 pub fn page() -> PageInfo {
-    let Some(w) = web_sys::window() else { return PageInfo::default() };
+    let Some(w) = web_sys::window() else {
+        return PageInfo::default();
+    };
     let url = w.location().href().unwrap_or_default();
     let (title, referrer) = match w.document() {
         Some(d) => (d.title(), d.referrer()),
@@ -47,11 +49,12 @@ pub fn page() -> PageInfo {
 
 /// `navigator.userAgent`, `navigator.language` and `navigator.globalPrivacyControl`.
 pub fn navigator_facts() -> (String, String, bool) {
-    let Some(w) = web_sys::window() else { return (String::new(), String::new(), false) };
+    let Some(w) = web_sys::window() else {
+        return (String::new(), String::new(), false);
+    };
     let n = w.navigator();
-    let gpc = js_sys::Reflect::get(&n, &JsValue::from_str("globalPrivacyControl"))
-        .map(|v| v.is_truthy())
-        .unwrap_or(false);
+    let gpc =
+        js_sys::Reflect::get(&n, &JsValue::from_str("globalPrivacyControl")).map(|v| v.is_truthy()).unwrap_or(false);
     (n.user_agent().unwrap_or_default(), n.language().unwrap_or_default(), gpc)
 }
 

@@ -4,6 +4,7 @@
 
 use super::env;
 use super::storage::{Kind as StorageKind, Storage};
+use crate::codec::Json;
 use crate::engine::{Engine, Input, Kind, Outputs, Settings};
 use crate::error::Error;
 use crate::json::{push_field, push_key, push_str, push_uint};
@@ -11,7 +12,6 @@ use crate::message::PageInfo;
 use crate::outbox::Outbox;
 use crate::profile::Loaded;
 use crate::tabs::{Role, TabSync};
-use miniserde::Deserialize;
 
 const PROFILE: &str = "profile";
 const OUTBOX: &str = "outbox";
@@ -27,17 +27,16 @@ pub enum Note {
 }
 
 /// The shell's options from `init(options)`.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub struct ShellOptions {
     /// The site's public write key.
-    #[serde(rename = "writeKey")]
     pub write_key: Option<String>,
     /// Log what the SDK does to the console.
     pub debug: Option<bool>,
     /// Track a page view on load and on SPA navigation (default true).
-    #[serde(rename = "trackPages")]
     pub track_pages: Option<bool>,
 }
+crate::json_struct!(ShellOptions { write_key: "writeKey", debug: "debug", track_pages: "trackPages" });
 
 /// The state of the SDK in this page.
 pub struct Shell {
@@ -65,7 +64,7 @@ impl Shell {
     /// Builds the state from `init` options and what storage holds.
     pub fn new(options: &str) -> (Shell, Vec<Note>) {
         let mut notes = Vec::new();
-        let shell_opts: ShellOptions = miniserde::json::from_str(options).unwrap_or_default();
+        let shell_opts = ShellOptions::from_json(options).unwrap_or_default();
         let (ua, locale, gpc) = env::navigator_facts();
         let settings = Settings::from_options(options, gpc, &ua, &locale).unwrap_or_else(|e| {
             notes.push(error_note("init", e.message()));
@@ -81,7 +80,8 @@ impl Shell {
         let debug = shell_opts.debug.unwrap_or(false);
         if let Some(text) = storage.get(PROFILE) {
             match engine.load_profile(&text) {
-                Loaded::Replaced => notes.push(error_note("init", "the stored profile was unreadable and has been replaced by a fresh one")),
+                Loaded::Replaced => notes
+                    .push(error_note("init", "the stored profile was unreadable and has been replaced by a fresh one")),
                 Loaded::Migrated if debug => env::log("stored profile migrated to the current version"),
                 _ => {}
             }
@@ -124,7 +124,13 @@ impl Shell {
 
     /// Runs one public call. Returns the notes for listeners and whether the state must be
     /// stored soon.
-    pub fn call(&mut self, kind: Kind, name: Option<String>, props: Option<String>, options: Option<String>) -> Result<Vec<Note>, Error> {
+    pub fn call(
+        &mut self,
+        kind: Kind,
+        name: Option<String>,
+        props: Option<String>,
+        options: Option<String>,
+    ) -> Result<Vec<Note>, Error> {
         if kind == Kind::Page {
             self.page = env::page();
             self.last_page = page_key(&self.page.url);
@@ -153,7 +159,15 @@ impl Shell {
             self.page.referrer = previous;
         }
         self.last_page = key;
-        let input = Input { kind: Kind::Page, name: None, props: None, options: None, now: env::now(), seed: env::seed(), page: self.page.clone() };
+        let input = Input {
+            kind: Kind::Page,
+            name: None,
+            props: None,
+            options: None,
+            now: env::now(),
+            seed: env::seed(),
+            page: self.page.clone(),
+        };
         let (out, forward) = self.sync.local(&mut self.engine, input)?;
         if let Some(text) = forward {
             self.post(&text);
@@ -165,7 +179,11 @@ impl Shell {
         if out.wipe_storage {
             self.wipe();
         }
-        let mut notes: Vec<Note> = out.stage_changes.iter().map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name()))).collect();
+        let mut notes: Vec<Note> = out
+            .stage_changes
+            .iter()
+            .map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name())))
+            .collect();
         notes.push(Note::Change);
         self.dirty = true;
         notes
@@ -184,7 +202,8 @@ impl Shell {
         }
         self.dirty = false;
         if self.engine.may_store() {
-            let ok = self.storage.set(PROFILE, &self.engine.profile.encode()) && self.storage.set(OUTBOX, &self.engine.outbox.encode());
+            let ok = self.storage.set(PROFILE, &self.engine.profile.encode())
+                && self.storage.set(OUTBOX, &self.engine.outbox.encode());
             if !ok {
                 let p = &self.engine.profile;
                 self.storage.set_cookie_ids(&p.anonymous_id, p.user_id.as_deref());
@@ -226,7 +245,11 @@ impl Shell {
         if r.dirty {
             self.dirty = true;
         }
-        let mut notes: Vec<Note> = r.stage_changes.iter().map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name()))).collect();
+        let mut notes: Vec<Note> = r
+            .stage_changes
+            .iter()
+            .map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name())))
+            .collect();
         if r.changed {
             notes.push(Note::Change);
         }
@@ -253,11 +276,15 @@ impl Shell {
         s.push_str(&self.engine.outbox.to_json_array());
         push_key(&mut s, "leader");
         s.push_str(if self.sync.role == Role::Follower { "false" } else { "true" });
-        push_field(&mut s, "role", match self.sync.role {
-            Role::Solo => "solo",
-            Role::Leader => "leader",
-            Role::Follower => "follower",
-        });
+        push_field(
+            &mut s,
+            "role",
+            match self.sync.role {
+                Role::Solo => "solo",
+                Role::Leader => "leader",
+                Role::Follower => "follower",
+            },
+        );
         push_field(&mut s, "storage", self.storage.kind.name());
         push_key(&mut s, "dropped");
         push_uint(&mut s, self.engine.outbox.dropped);

@@ -48,7 +48,10 @@ impl Storage {
         });
         let kind = if local.is_some() {
             Kind::Local
-        } else if document().is_some_and(|d| d.set_cookie("nudge_probe=1; path=/; SameSite=Lax").is_ok() && d.cookie().is_ok_and(|c| c.contains("nudge_probe=1"))) {
+        } else if document().is_some_and(|d| {
+            d.set_cookie("nudge_probe=1; path=/; SameSite=Lax").is_ok()
+                && d.cookie().is_ok_and(|c| c.contains("nudge_probe=1"))
+        }) {
             if let Some(d) = document() {
                 let _ = d.set_cookie("nudge_probe=; path=/; max-age=0");
             }

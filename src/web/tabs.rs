@@ -14,15 +14,21 @@ pub fn channel(name: &str) -> Option<web_sys::BroadcastChannel> {
 /// the tab closes; `refused` runs if the request fails. Returns false when the browser has
 /// no Web Locks.
 pub fn request_leadership(name: &str, granted: &Function, refused: &Function) -> bool {
-    let Some(w) = web_sys::window() else { return false };
+    let Some(w) = web_sys::window() else {
+        return false;
+    };
     let locks = match Reflect::get(&w.navigator(), &JsValue::from_str("locks")) {
         Ok(l) if l.is_object() => l,
         _ => return false,
     };
-    let Some(request) = Reflect::get(&locks, &JsValue::from_str("request")).ok().and_then(|f| f.dyn_into::<Function>().ok()) else {
+    let Some(request) =
+        Reflect::get(&locks, &JsValue::from_str("request")).ok().and_then(|f| f.dyn_into::<Function>().ok())
+    else {
         return false;
     };
-    let Ok(promise) = request.call2(&locks, &JsValue::from_str(name), granted) else { return false };
+    let Ok(promise) = request.call2(&locks, &JsValue::from_str(name), granted) else {
+        return false;
+    };
     // `promise.catch(refused)`, called through Reflect: js-sys types `catch` for Rust
     // closures only, and `refused` is already a JS function.
     let catch = Reflect::get(&promise, &JsValue::from_str("catch")).ok().and_then(|f| f.dyn_into::<Function>().ok());
