@@ -11,6 +11,8 @@ pub const MAX_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outbox {
     items: Vec<String>,
+    /// A hash of each item's `messageId`, so the duplicate check compares numbers.
+    ids: Vec<u64>,
     bytes: usize,
     /// Messages dropped to keep the bound, since this outbox was created or loaded.
     pub dropped: u64,
@@ -20,15 +22,25 @@ impl Outbox {
     /// Adds a message, unless one with the same `messageId` is already waiting.
     pub fn push(&mut self, message: String) {
         let id = message_id(&message);
-        if id.is_some() && self.items.iter().any(|m| message_id(m) == id) {
+        let h = id.map_or(0, hash);
+        if id.is_some() && self.ids.iter().zip(&self.items).any(|(x, m)| *x == h && message_id(m) == id) {
             return;
         }
         self.bytes += message.len();
         self.items.push(message);
-        while self.items.len() > MAX_MESSAGES || (self.bytes > MAX_BYTES && self.items.len() > 1) {
-            let old = self.items.remove(0);
-            self.bytes -= old.len();
-            self.dropped += 1;
+        self.ids.push(h);
+        let mut over = 0;
+        let mut bytes = self.bytes;
+        while self.items.len() - over > MAX_MESSAGES || (bytes > MAX_BYTES && self.items.len() - over > 1) {
+            bytes -= self.items[over].len();
+            over += 1;
+        }
+        if over > 0 {
+            // One shift for the whole drop, not one per message.
+            self.items.drain(..over);
+            self.ids.drain(..over);
+            self.bytes = bytes;
+            self.dropped += over as u64;
         }
     }
 
@@ -40,6 +52,7 @@ impl Outbox {
     /// Forgets every message.
     pub fn clear(&mut self) {
         self.items.clear();
+        self.ids.clear();
         self.bytes = 0;
     }
 
@@ -76,6 +89,11 @@ impl Outbox {
         s.push(']');
         s
     }
+}
+
+/// FNV-1a: a cheap, stable hash of a message id.
+fn hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// The `messageId` of a message written by [`crate::message`], which puts it first.
