@@ -155,6 +155,16 @@ pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key).unwrap_or(NULL)
 }
 
+/// Reads one optional field on its own, so that one mistyped option does not cost the
+/// others: `Ok(None)` when missing or null, `Err(())` when present with the wrong type.
+#[allow(clippy::result_unit_err)]
+pub fn optional<T: Json>(v: &Value, key: &str) -> Result<Option<T>, ()> {
+    match field(v, key) {
+        Value::Null => Ok(None),
+        f => T::read(f).map(Some).ok_or(()),
+    }
+}
+
 /// Implements [`Json`] for a struct as a JSON object with the given keys:
 /// `json_struct!(Session { id: "id", last: "last" })`. Every field must be listed.
 #[macro_export]

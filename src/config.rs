@@ -2,6 +2,8 @@
 //! default. Every field has a default, so `init({})` works; a site overrides any subset
 //! through `init({thresholds: {...}})` now and through the server's site config later.
 
+use crate::codec::optional;
+use crate::json_value::Value;
 use crate::time::{Millis, DAY, HOUR, MINUTE};
 
 /// Thresholds of the journey model (see DESIGN.md, "The journey model").
@@ -62,16 +64,31 @@ pub struct ThresholdOverrides {
     loyalty_return_hours: Option<f64>,
     session_timeout_minutes: Option<f64>,
 }
-crate::json_struct!(ThresholdOverrides {
-    consideration_views: "consideration_views",
-    consideration_days: "consideration_days",
-    decision_days: "decision_days",
-    decision_burst_views: "decision_burst_views",
-    decision_burst_minutes: "decision_burst_minutes",
-    affinity_half_life_days: "affinity_half_life_days",
-    loyalty_return_hours: "loyalty_return_hours",
-    session_timeout_minutes: "session_timeout_minutes"
-});
+
+impl ThresholdOverrides {
+    /// Reads each field on its own: a field that is not a number is left out and the
+    /// second value is true, so the caller can report it while the others still apply.
+    pub fn read(v: &Value) -> (ThresholdOverrides, bool) {
+        let mut bad = false;
+        let mut num = |key: &str| {
+            optional::<f64>(v, key).unwrap_or_else(|_| {
+                bad = true;
+                None
+            })
+        };
+        let o = ThresholdOverrides {
+            consideration_views: num("consideration_views"),
+            consideration_days: num("consideration_days"),
+            decision_days: num("decision_days"),
+            decision_burst_views: num("decision_burst_views"),
+            decision_burst_minutes: num("decision_burst_minutes"),
+            affinity_half_life_days: num("affinity_half_life_days"),
+            loyalty_return_hours: num("loyalty_return_hours"),
+            session_timeout_minutes: num("session_timeout_minutes"),
+        };
+        (o, bad)
+    }
+}
 
 impl Thresholds {
     /// Applies overrides, ignoring values that are not positive and finite.

@@ -12,7 +12,7 @@
 
 use crate::affinity;
 use crate::cart::Line;
-use crate::codec::Json;
+use crate::codec::{field, optional, Json, MAX_STATE_DEPTH};
 use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
 use crate::error::Error;
@@ -129,17 +129,6 @@ pub struct Settings {
     pub locale: String,
 }
 
-struct InitOptions {
-    thresholds: Option<ThresholdOverrides>,
-    consent: Option<ConsentOptions>,
-}
-crate::json_struct!(InitOptions { thresholds: "thresholds", consent: "consent" });
-
-struct ConsentOptions {
-    mode: Option<String>,
-}
-crate::json_struct!(ConsentOptions { mode: "mode" });
-
 struct CallOptions {
     timestamp: Option<String>,
     user_hash: Option<String>,
@@ -147,26 +136,53 @@ struct CallOptions {
 crate::json_struct!(CallOptions { timestamp: "timestamp", user_hash: "userHash" });
 
 impl Settings {
-    /// Reads the parts of `init(options)` the core uses; unknown keys are ignored.
+    /// Reads the parts of `init(options)` the core uses; unknown keys are ignored. Strict:
+    /// any unreadable part is an error (see [`Settings::from_options_lenient`]).
     pub fn from_options(text: &str, gpc: bool, user_agent: &str, locale: &str) -> Result<Settings, Error> {
+        match Settings::from_options_lenient(text, gpc, user_agent, locale) {
+            (s, None) => Ok(s),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Reads `init(options)` part by part, so one mistyped option loses only itself: the
+    /// settings from every readable part, and an error when some part was not readable.
+    /// A consent mode that cannot be read means opt-in, the choice that stores nothing
+    /// without the shopper's word.
+    pub fn from_options_lenient(text: &str, gpc: bool, user_agent: &str, locale: &str) -> (Settings, Option<Error>) {
         let mut s = Settings {
             user_agent: crate::json::clip(user_agent, 512),
             locale: crate::json::clip(locale, 35),
             ..Settings::default()
         };
         s.policy.gpc = gpc;
-        let o = InitOptions::from_json(text).ok_or(Error::BadOptions)?;
-        if let Some(t) = &o.thresholds {
-            s.thresholds.apply(t);
+        let v = match crate::json_value::parse(text, MAX_STATE_DEPTH) {
+            Ok(v @ Value::Obj(_)) => v,
+            _ => return (s, Some(Error::BadOptions)),
+        };
+        let mut bad = false;
+        match field(&v, "thresholds") {
+            Value::Null => {}
+            t @ Value::Obj(_) => {
+                let (o, wrong) = ThresholdOverrides::read(t);
+                s.thresholds.apply(&o);
+                bad |= wrong;
+            }
+            _ => bad = true,
         }
-        if let Some(mode) = o.consent.and_then(|c| c.mode) {
-            s.policy.mode = match mode.as_str() {
-                "opt-in" => Mode::OptIn,
-                "opt-out" => Mode::OptOut,
-                _ => return Err(Error::BadOptions),
-            };
+        match field(&v, "consent") {
+            Value::Null => {}
+            c => match optional::<String>(c, "mode").as_ref().map(|m| m.as_deref()) {
+                Ok(None) => {}
+                Ok(Some("opt-out")) => s.policy.mode = Mode::OptOut,
+                Ok(Some("opt-in")) => s.policy.mode = Mode::OptIn,
+                _ => {
+                    s.policy.mode = Mode::OptIn;
+                    bad = true;
+                }
+            },
         }
-        Ok(s)
+        (s, bad.then_some(Error::BadOptions))
     }
 }
 
@@ -215,14 +231,14 @@ impl Engine {
 
     /// Applies an input forwarded by another tab, once: `seq` increases per tab.
     pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
-        let mut probe = self.profile.acks.clone();
-        std::mem::swap(&mut probe, &mut self.profile.acks);
+        let before = self.profile.acks.clone();
         if !self.profile.ack(tab, seq, input.now) {
             return Ok(Outputs::default());
         }
         let out = self.apply(input);
         if out.is_err() {
-            self.profile.acks = probe;
+            // A refused call changes nothing, not even the ledger.
+            self.profile.acks = before;
         }
         out
     }
@@ -331,7 +347,8 @@ impl Engine {
     }
 
     fn touch(&mut self, input: &Input) -> Outputs {
-        let campaign = input.page.param("utm_campaign");
+        // Clipped before it is compared or stored: a URL can be as long as it likes.
+        let campaign = input.page.param("utm_campaign").map(|c| crate::json::clip(&c, 100));
         let timeout = self.settings.thresholds.session_timeout();
         if self.profile.session.touch(input.now, campaign.as_deref(), timeout) {
             self.context = None;

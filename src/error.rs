@@ -42,7 +42,9 @@ impl Error {
             Error::BadTimestamp => "timestamp must be an ISO 8601 date-time such as 2026-11-23T19:33:11.000Z",
             Error::UserId => "userId must be a string of 1 to 200 characters",
             Error::BadConsent => "consent takes {analytics, personalization, marketing} as booleans",
-            Error::BadOptions => "init options could not be read; defaults are used",
+            Error::BadOptions => {
+                "some options could not be read and were ignored (an unreadable consent mode means opt-in)"
+            }
         }
     }
 }

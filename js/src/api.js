@@ -30,6 +30,7 @@ const ops = {
   forget: (c) => c.forget(),
   navigated: (c) => c.navigated(),
   reject: (c, method, message) => (c.reject(method, message), false),
+  started: (c) => c.started(),
 };
 
 // Thrown by `toJson` and turned into a rejected call by `guard`.
@@ -172,7 +173,6 @@ export function createApi(load, defaultWasmUrl) {
     }
     core = new Nudge(text);
     state = 'ready';
-    if (bad) reject('init', bad);
     if (options.trackPages !== false) {
       try {
         watchNavigation(() => run('navigated', []));
@@ -183,6 +183,9 @@ export function createApi(load, defaultWasmUrl) {
     const queued = queue;
     queue = [];
     for (const [op, args] of queued) run(op, args);
+    // Problems found while starting go to the 'error' listeners registered by now.
+    if (bad) reject('init', bad);
+    run('started', []);
     if (state !== 'ready') return;
     const callbacks = readyCallbacks;
     readyCallbacks = [];

@@ -57,8 +57,12 @@ export interface NudgeOptions {
   debug?: boolean;
   /** Track a page view on load and on single-page-app navigation (default true). */
   trackPages?: boolean;
-  /** 'opt-in': nothing is stored or sent before consent; 'opt-out': allowed until refused. */
-  consent?: ConsentChoices & { mode?: 'opt-in' | 'opt-out' };
+  /**
+   * The site's consent default. 'opt-in': nothing is stored or sent before consent;
+   * 'opt-out' (default): allowed until refused. A mode that cannot be read means opt-in.
+   * The shopper's own choices go to `consent(choices)`.
+   */
+  consent?: { mode?: 'opt-in' | 'opt-out' };
   /** Journey thresholds (site config); defaults are sensible. */
   thresholds?: { [key: string]: number };
   /** Where nudge.wasm is served; default: beside the SDK's own file. */
@@ -117,10 +121,19 @@ export interface NudgeError {
 
 /** What `debug()` returns. */
 export interface DebugInfo {
+  /** Messages waiting to be sent (only the tab that owns the profile keeps them). */
   outbox: Array<{ [key: string]: Json }>;
+  /** This tab owns the profile (stores it and, later, sends). */
   leader: boolean;
+  /** 'solo' (no other tab can be reached), 'leader' or 'follower'. */
+  role: 'solo' | 'leader' | 'follower';
+  /** The election among the site's tabs has not settled yet for this tab. */
+  electing: boolean;
   storage: 'localStorage' | 'cookie' | 'memory';
+  /** Messages dropped to keep the outbox bounded. */
   dropped: number;
+  /** Calls made in this tab that the owning tab has not yet applied. */
+  pending: number;
   [key: string]: Json;
 }
 
@@ -136,7 +149,8 @@ export interface NudgeEvents {
 /**
  * The SDK. No method throws: calls return false when rejected (the reason goes to the
  * 'error' listeners and, in debug mode, the console). Calls made before the SDK is ready
- * are queued and return true.
+ * are queued: they return true from the npm build, and null from the script-tag
+ * snippet's stub (which knows nothing yet).
  */
 export interface Nudge {
   /** Starts the SDK. A second call is ignored. */

@@ -25,6 +25,8 @@ struct Inner {
     armed: Cell<bool>,
     /// `flush()` promises waiting for the leader election to settle.
     waiters: RefCell<Vec<Function>>,
+    /// Problems found while starting, reported by `started()` once listeners exist.
+    problems: RefCell<Vec<&'static str>>,
 }
 
 /// The SDK in one page. Made by the JS wrapper's `init(options)`.
@@ -38,20 +40,32 @@ impl Nudge {
     /// Starts the SDK: reads storage, joins the site's other tabs, tracks the first page.
     #[wasm_bindgen(constructor)]
     pub fn new(options: &str) -> Nudge {
-        let (shell, notes) = Shell::new(options);
+        let (shell, problems) = Shell::new(options);
         let inner = Rc::new(Inner {
             shell: RefCell::new(shell),
             listeners: RefCell::new(Listeners::default()),
             timer: RefCell::new(None),
             armed: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
+            problems: RefCell::new(problems),
         });
         let nudge = Nudge { inner };
         nudge.wire();
-        nudge.dispatch(notes);
         let first = nudge.inner.shell.borrow_mut().navigated();
         nudge.finish("page", first);
         nudge
+    }
+
+    /// Called by the JS wrapper once the calls queued before loading have been replayed,
+    /// so `on('error')` listeners registered early hear what went wrong while starting.
+    pub fn started(&self) {
+        let problems = match self.inner.problems.try_borrow_mut() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        for message in problems {
+            self.fail("init", message);
+        }
     }
 
     /// `page(name?, props?, options?)`.
@@ -247,6 +261,8 @@ impl Nudge {
                     }
                     arm(&inner);
                     settle(&inner);
+                    // The profile may now be the stored one, and the tab's role changed.
+                    dispatch(&inner, vec![Note::Change]);
                 }
                 tabs::forever()
             }

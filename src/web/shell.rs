@@ -4,10 +4,11 @@
 
 use super::env;
 use super::storage::{Kind as StorageKind, Storage};
-use crate::codec::Json;
+use crate::codec::optional;
 use crate::engine::{Engine, Input, Kind, Outputs, Settings};
 use crate::error::Error;
 use crate::json::{push_field, push_key, push_str, push_uint};
+use crate::json_value::Value;
 use crate::message::PageInfo;
 use crate::outbox::Outbox;
 use crate::profile::Loaded;
@@ -26,17 +27,44 @@ pub enum Note {
     Error(String),
 }
 
-/// The shell's options from `init(options)`.
-#[derive(Default)]
+/// The shell's options from `init(options)`, each read on its own so that one mistyped
+/// option loses only itself.
 pub struct ShellOptions {
     /// The site's public write key.
-    pub write_key: Option<String>,
+    pub write_key: String,
     /// Log what the SDK does to the console.
-    pub debug: Option<bool>,
+    pub debug: bool,
     /// Track a page view on load and on SPA navigation (default true).
-    pub track_pages: Option<bool>,
+    pub track_pages: bool,
+    /// Some option had the wrong type.
+    pub bad: bool,
 }
-crate::json_struct!(ShellOptions { write_key: "writeKey", debug: "debug", track_pages: "trackPages" });
+
+impl ShellOptions {
+    /// Reads `writeKey`, `debug` and `trackPages` from the `init` options text.
+    pub fn read(text: &str) -> ShellOptions {
+        let v = crate::json_value::parse(text, crate::codec::MAX_STATE_DEPTH).unwrap_or(Value::Null);
+        let mut bad = false;
+        let write_key: Option<String> = optional(&v, "writeKey").unwrap_or_else(|_| {
+            bad = true;
+            None
+        });
+        let debug: Option<bool> = optional(&v, "debug").unwrap_or_else(|_| {
+            bad = true;
+            None
+        });
+        let track_pages: Option<bool> = optional(&v, "trackPages").unwrap_or_else(|_| {
+            bad = true;
+            None
+        });
+        ShellOptions {
+            write_key: write_key.unwrap_or_default(),
+            debug: debug.unwrap_or(false),
+            track_pages: track_pages.unwrap_or(true),
+            bad,
+        }
+    }
+}
 
 /// The state of the SDK in this page.
 pub struct Shell {
@@ -62,26 +90,28 @@ pub struct Shell {
 
 impl Shell {
     /// Builds the state from `init` options and what storage holds.
-    pub fn new(options: &str) -> (Shell, Vec<Note>) {
-        let mut notes = Vec::new();
-        let shell_opts = ShellOptions::from_json(options).unwrap_or_default();
+    /// Also returns the problems found on the way, as messages for `init` errors.
+    pub fn new(options: &str) -> (Shell, Vec<&'static str>) {
+        let mut problems = Vec::new();
+        let shell_opts = ShellOptions::read(options);
         let (ua, locale, gpc) = env::navigator_facts();
-        let settings = Settings::from_options(options, gpc, &ua, &locale).unwrap_or_else(|e| {
-            notes.push(error_note("init", e.message()));
-            Settings::from_options("{}", gpc, &ua, &locale).unwrap_or_default()
-        });
-        let write_key = shell_opts.write_key.unwrap_or_default();
+        let (settings, err) = Settings::from_options_lenient(options, gpc, &ua, &locale);
+        if shell_opts.bad || err.is_some() {
+            problems.push(Error::BadOptions.message());
+        }
+        let write_key = shell_opts.write_key;
         if write_key.is_empty() {
-            notes.push(error_note("init", "init needs a writeKey"));
+            problems.push("init needs a writeKey");
         }
         let storage = Storage::open(&write_key);
         let write_key = write_key.clone();
         let mut engine = Engine::new(settings, &env::seed());
-        let debug = shell_opts.debug.unwrap_or(false);
+        let debug = shell_opts.debug;
         if let Some(text) = storage.get(PROFILE) {
             match engine.load_profile(&text) {
-                Loaded::Replaced => notes
-                    .push(error_note("init", "the stored profile was unreadable and has been replaced by a fresh one")),
+                Loaded::Replaced => {
+                    problems.push("the stored profile was unreadable and has been replaced by a fresh one")
+                }
                 Loaded::Migrated if debug => env::log("stored profile migrated to the current version"),
                 _ => {}
             }
@@ -96,7 +126,7 @@ impl Shell {
             sync: TabSync::new(tab, Role::Solo),
             storage,
             debug,
-            track_pages: shell_opts.track_pages.unwrap_or(true),
+            track_pages: shell_opts.track_pages,
             channel: None,
             electing: false,
             write_key,
@@ -107,7 +137,7 @@ impl Shell {
         if debug {
             shell.log_parts(&["started; storage: ", shell.storage.kind.name()]);
         }
-        (shell, notes)
+        (shell, problems)
     }
 
     /// The part of storage keys and channel names that tells sites on one origin apart.
@@ -154,8 +184,9 @@ impl Shell {
         }
         let previous = std::mem::take(&mut self.page.url);
         self.page = now_page;
-        if !previous.is_empty() {
-            // In a single-page app the referrer of a view is the view before it.
+        // The first view keeps `document.referrer`; later ones in a single-page app
+        // come from the view tracked before them.
+        if !self.last_page.is_empty() && !previous.is_empty() {
             self.page.referrer = previous;
         }
         self.last_page = key;
@@ -276,6 +307,8 @@ impl Shell {
         s.push_str(&self.engine.outbox.to_json_array());
         push_key(&mut s, "leader");
         s.push_str(if self.sync.role == Role::Follower { "false" } else { "true" });
+        push_key(&mut s, "electing");
+        s.push_str(if self.electing { "true" } else { "false" });
         push_field(
             &mut s,
             "role",

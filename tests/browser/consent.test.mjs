@@ -95,3 +95,26 @@ test('consent choices travel with each message', async () => {
   assert.equal(prefs.marketing, false);
   assert.deepEqual(errors, []);
 });
+
+test('a mistyped option loses only itself: opt-in still holds, and an early error listener hears why', async () => {
+  const { page, errors } = await env.load({
+    options: { consent: { mode: 'opt-in' }, thresholds: { consideration_views: 'three', decision_days: 2 } },
+    after: "window.__errors = []; window.nudge.on('error', function (e) { window.__errors.push(e); });",
+  });
+  assert.equal((await profileOf(page)).consent.analytics, false, 'the opt-in mode survived the bad threshold');
+  await trackViews(page);
+  assert.deepEqual(await nudgeKeys(page), [], 'nothing stored before consent');
+  const fired = await page.evaluate(() => window.__errors);
+  assert.equal(fired.length, 1, JSON.stringify(fired));
+  assert.equal(fired[0].method, 'init');
+  assert.match(fired[0].message, /could not be read/);
+  assert.deepEqual(errors, []);
+});
+
+test('an unreadable consent mode means opt-in', async () => {
+  const { page, errors } = await env.load({ options: { consent: { mode: 'optin' } } });
+  assert.equal((await profileOf(page)).consent.analytics, false);
+  await trackViews(page);
+  assert.deepEqual(await nudgeKeys(page), []);
+  assert.deepEqual(errors, []);
+});

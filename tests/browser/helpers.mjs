@@ -236,10 +236,12 @@ export function watchPage(page) {
 }
 
 /** Waits until `window.nudge` has loaded and said it is ready. */
-export async function waitReady(page, timeout = 10000) {
+export async function waitReady(page, timeout = 10000, settled = true) {
   // `ready` exists only on the real SDK (the snippet's stub has none), so polling does not
   // add calls to the stub's queue.
-  await page.waitForFunction(() => window.nudge && window.nudge.ready && window.nudge.profile() != null, null, { timeout, polling: 10 });
+  // It also waits for the tab's leader election to settle: until then a tab's calls wait
+  // to be applied by whichever tab wins, and its outbox is empty.
+  await page.waitForFunction((settled) => window.nudge && window.nudge.ready && window.nudge.profile() != null && !(settled && window.nudge.debug().electing), settled, { timeout, polling: 10 });
 }
 
 export const debugInfo = (page) => page.evaluate(() => window.nudge.debug());
@@ -294,12 +296,12 @@ export function suite({ before, after }) {
     return tab;
   };
   /** Serves a snippet page and opens it in a new context; waits for ready unless told not to. */
-  env.load = async (pageOptions = {}, { init, wait = true, path, headers } = {}) => {
+  env.load = async (pageOptions = {}, { init, wait = true, settled = true, path, headers } = {}) => {
     const url = env.server.page(await sdkPage(env.server, pageOptions), { path, headers });
     const tab = await env.open({ init });
     // The load event waits for async scripts (nudge.min.js); DOMContentLoaded does not.
     await tab.page.goto(url, { waitUntil: 'domcontentloaded' });
-    if (wait) await waitReady(tab.page);
+    if (wait) await waitReady(tab.page, 10000, settled);
     return { ...tab, url };
   };
   env.closeAll = async () => {

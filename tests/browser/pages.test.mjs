@@ -31,7 +31,9 @@ test('the first view, pushState, replaceState and popstate each add a page messa
   const pages = messages(info, 'page');
   assert.equal(pages[1].context.page.search, '?x=1');
   assert.equal(pages[1].context.page.url, `${env.server.origin}/spa/a?x=1`);
-  // In a single-page app the referrer of a view is the view before it.
+  // In a single-page app the referrer of a view is the view before it; the first view's
+  // is the document's own referrer (none here: the page was opened directly).
+  assert.equal(pages[0].context.page.referrer, '');
   assert.equal(pages[1].context.page.referrer, `${env.server.origin}/spa/start`);
   assert.equal(new Set(pages.map((m) => m.messageId)).size, 4, 'each page message has its own messageId');
   assert.deepEqual(errors, []);

@@ -136,7 +136,7 @@ function holdLeadership() {
 }
 
 test('calls made while the tab is still being elected leader reach the outbox', async () => {
-  const { page, errors } = await env.load({}, { init: holdLeadership, path: '/electing' });
+  const { page, errors } = await env.load({}, { settled: false, init: holdLeadership, path: '/electing' });
   const before = await debugInfo(page);
   assert.notEqual(before.role, 'leader', 'the election is still open');
   await page.evaluate(() => {
@@ -156,7 +156,7 @@ test('calls made while the tab is still being elected leader reach the outbox', 
 
 
 test('await flush() called during the election resolves only once the profile is stored', async () => {
-  const { page, errors } = await env.load({}, { init: holdLeadership });
+  const { page, errors } = await env.load({}, { settled: false, init: holdLeadership });
   const keys = await page.evaluate(async () => {
     window.nudge.track('Product Viewed', { product_id: 'p1', category: 'TVs' });
     const flushed = window.nudge.flush();
