@@ -3,6 +3,7 @@
 
 use crate::json::Object;
 use crate::json::{get_num, get_objects, get_str};
+use crate::json_value::storable;
 use crate::time::Millis;
 
 /// Most lines kept in a cart; past it the oldest line is dropped (storage stays bounded).
@@ -43,7 +44,7 @@ impl Line {
             name: get_str(p, "name"),
             category: get_str(p, "category"),
             brand: get_str(p, "brand"),
-            price: get_num(p, "price").filter(|v| *v >= 0.0).unwrap_or(0.0),
+            price: get_num(p, "price").filter(|v| *v >= 0.0).map_or(0.0, storable),
             quantity: quantity.round().max(1.0),
         })
     }
@@ -91,7 +92,7 @@ impl Cart {
     /// `Product Removed`: removes the quantity given, or the whole line.
     pub fn remove(&mut self, product_id: &str, quantity: Option<f64>, now: Millis) {
         if let Some(i) = self.lines.iter().position(|l| l.product_id == product_id) {
-            let left = quantity.map(|q| self.lines[i].quantity - q.max(1.0)).unwrap_or(0.0);
+            let left = quantity.map(|q| self.lines[i].quantity - q.max(1.0).round()).unwrap_or(0.0);
             if left >= 1.0 {
                 self.lines[i].quantity = left;
             } else {

@@ -4,6 +4,7 @@
 //! update decays the new weight instead, so the result does not depend on the order in
 //! which events arrive (the server folds events from several devices).
 
+use crate::json_value::storable;
 use crate::time::Millis;
 
 /// A score and the time it was last brought up to date.
@@ -27,11 +28,12 @@ impl Decayed {
 
     /// Adds `weight` of evidence that happened at `when`.
     pub fn add(&mut self, weight: f64, when: Millis, half_life: Millis) {
+        // Kept as stored (nine decimals), so that a stored score reads back as it was.
         if when >= self.t {
-            self.v = self.at(when, half_life) + weight;
+            self.v = storable(self.at(when, half_life) + weight);
             self.t = when;
         } else {
-            self.v += weight * factor(self.t - when, half_life);
+            self.v = storable(self.v + weight * factor(self.t - when, half_life));
         }
     }
 }

@@ -442,14 +442,39 @@ pub fn push_uint(out: &mut String, mut v: u64) {
     }
 }
 
+/// Largest digits (as an integer) written by [`push_fixed`]: 2^51, small enough that the
+/// number read back, written again, gives the same digits.
+const MAX_DIGITS: f64 = 2_251_799_813_685_248.0;
+
+/// `v` with as many of `decimals` (at most 9) digits after the point as fit in
+/// [`MAX_DIGITS`] (fewer for large numbers, so that a price of 12,500,000 keeps its
+/// digits), as `(scaled, scale)`: `v ≈ scaled / scale`.
+fn fixed(v: f64, decimals: u32) -> (f64, f64) {
+    let mut d = decimals.min(9) as usize;
+    while d > 0 && (v * POW10[d]).round().abs() >= MAX_DIGITS {
+        d -= 1;
+    }
+    ((v * POW10[d]).round(), POW10[d])
+}
+
+/// `v` as it reads back after [`push_fixed`] with nine decimals. Numbers the profile
+/// keeps are kept in this form, so that a stored profile reads back exactly as it was.
+pub fn storable(v: f64) -> f64 {
+    let (scaled, scale) = fixed(v, 9);
+    if !scaled.is_finite() || scaled.abs() >= MAX_DIGITS {
+        return 0.0;
+    }
+    // `+ 0.0` turns -0 (written as "0") into 0.
+    scaled / scale + 0.0
+}
+
 /// Appends a number with up to `decimals` (at most 9) digits after the point, trailing
-/// zeros left out; written without `core::fmt`'s float code. Non-finite numbers and
-/// numbers beyond ±9e15 are written as 0 (they cannot be JSON, or lose their digits).
+/// zeros left out; written without `core::fmt`'s float code. Large numbers keep fewer
+/// decimals; non-finite numbers and numbers beyond ±2^51 are written as 0 (they cannot be
+/// JSON, or lose their digits).
 pub fn push_fixed(out: &mut String, v: f64, decimals: u32) {
-    let decimals = decimals.min(9);
-    let scale = POW10[decimals as usize];
-    let scaled = (v * scale).round();
-    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+    let (scaled, scale) = fixed(v, decimals);
+    if !scaled.is_finite() || scaled.abs() >= MAX_DIGITS {
         out.push('0');
         return;
     }
@@ -465,7 +490,7 @@ pub fn push_fixed(out: &mut String, v: f64, decimals: u32) {
         return;
     }
     out.push('.');
-    let mut width = decimals;
+    let mut width = unit.ilog10();
     while frac.is_multiple_of(10) {
         frac /= 10;
         width -= 1;
@@ -565,9 +590,14 @@ mod tests {
 
     #[test]
     fn fixed_numbers_drop_trailing_zeros() {
-        for (v, d, want) in
-            [(0.0, 3, "0"), (1.5, 3, "1.5"), (0.1234, 3, "0.123"), (-2.25, 3, "-2.25"), (0.05, 9, "0.05")]
-        {
+        for (v, d, want) in [
+            (0.0, 3, "0"),
+            (1.5, 3, "1.5"),
+            (0.1234, 3, "0.123"),
+            (-2.25, 3, "-2.25"),
+            (0.05, 9, "0.05"),
+            (12_500_000.5, 9, "12500000.5"),
+        ] {
             let mut s = String::new();
             push_fixed(&mut s, v, d);
             assert_eq!(s, want);
