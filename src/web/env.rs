@@ -44,7 +44,9 @@ pub fn page() -> PageInfo {
         Some(d) => (d.title(), d.referrer()),
         None => (String::new(), String::new()),
     };
-    PageInfo { url, title, referrer }
+    // Clipped so that one odd page cannot make every message (and the outbox) huge.
+    let clip = crate::json::clip;
+    PageInfo { url: clip(&url, 2048), title: clip(&title, 512), referrer: clip(&referrer, 2048) }
 }
 
 /// `navigator.userAgent`, `navigator.language` and `navigator.globalPrivacyControl`.
