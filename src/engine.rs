@@ -106,6 +106,23 @@ pub struct StageChange {
     pub to: Stage,
 }
 
+impl StageChange {
+    /// `{"category","from","to"}`: the `Stage Changed` event's properties, and what
+    /// `on('stage')` listeners receive.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{");
+        push_field(&mut s, "category", &self.category);
+        crate::json::push_key(&mut s, "from");
+        match self.from {
+            Some(f) => push_str(&mut s, f.name()),
+            None => s.push_str("null"),
+        }
+        push_field(&mut s, "to", self.to.name());
+        s.push('}');
+        s
+    }
+}
+
 /// What the shell must do after an input.
 #[derive(Debug, Default, PartialEq)]
 pub struct Outputs {
@@ -451,16 +468,7 @@ impl Engine {
             }
         }
         for (i, ch) in changes.iter().enumerate() {
-            let mut body = String::from("{");
-            push_field(&mut body, "category", &ch.category);
-            crate::json::push_key(&mut body, "from");
-            match ch.from {
-                Some(f) => push_str(&mut body, f.name()),
-                None => body.push_str("null"),
-            }
-            push_field(&mut body, "to", ch.to.name());
-            body.push('}');
-            self.emit(input, "track", Some("Stage Changed"), &body, at, i as u16 + 1);
+            self.emit(input, "track", Some("Stage Changed"), &ch.to_json(), at, i as u16 + 1);
         }
         out.stage_changes = changes;
     }

@@ -7,7 +7,7 @@ use super::storage::{Kind as StorageKind, Storage};
 use crate::codec::optional;
 use crate::engine::{Engine, Input, Kind, Outputs, Settings};
 use crate::error::Error;
-use crate::json::{push_field, push_key, push_str, push_uint};
+use crate::json::{push_field, push_key, push_uint};
 use crate::json_value::Value;
 use crate::message::PageInfo;
 use crate::outbox::Outbox;
@@ -210,11 +210,7 @@ impl Shell {
         if out.wipe_storage {
             self.wipe();
         }
-        let mut notes: Vec<Note> = out
-            .stage_changes
-            .iter()
-            .map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name())))
-            .collect();
+        let mut notes: Vec<Note> = out.stage_changes.iter().map(|c| Note::Stage(c.to_json())).collect();
         notes.push(Note::Change);
         self.dirty = true;
         notes
@@ -276,11 +272,7 @@ impl Shell {
         if r.dirty {
             self.dirty = true;
         }
-        let mut notes: Vec<Note> = r
-            .stage_changes
-            .iter()
-            .map(|c| Note::Stage(stage_json(&c.category, c.from.map(|s| s.name()), c.to.name())))
-            .collect();
+        let mut notes: Vec<Note> = r.stage_changes.iter().map(|c| Note::Stage(c.to_json())).collect();
         if r.changed {
             notes.push(Note::Change);
         }
@@ -331,19 +323,6 @@ impl Shell {
 /// What identifies a page view: the URL without its fragment.
 fn page_key(url: &str) -> String {
     url.split('#').next().unwrap_or("").to_string()
-}
-
-fn stage_json(category: &str, from: Option<&str>, to: &str) -> String {
-    let mut s = String::from("{");
-    push_field(&mut s, "category", category);
-    push_key(&mut s, "from");
-    match from {
-        Some(f) => push_str(&mut s, f),
-        None => s.push_str("null"),
-    }
-    push_field(&mut s, "to", to);
-    s.push('}');
-    s
 }
 
 /// The JSON of an `error` note.
