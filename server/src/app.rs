@@ -1,0 +1,119 @@
+//! The HTTP application: shared state, routes, and serving until a shutdown signal (after
+//! which requests in flight finish, so every acknowledged batch is committed).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::error::{json_response, ApiError};
+use crate::limits::RateLimiter;
+use crate::sites::SiteCache;
+use crate::store::Store;
+use crate::{cors, ingest};
+
+/// What every request handler shares. Nothing here is needed for correctness across
+/// nodes: the cache and rate buckets are per node, the data is in the store.
+#[derive(Debug)]
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// Sites by write key.
+    pub sites: SiteCache,
+    /// Requests per write key.
+    pub key_limiter: RateLimiter,
+    /// Requests per client address.
+    pub addr_limiter: RateLimiter,
+    /// Whether `X-Forwarded-For` names the client.
+    pub trust_forwarded_for: bool,
+}
+
+impl App {
+    /// State for `store` with the limits in `config`.
+    pub fn new(store: Store, config: &Config) -> Arc<App> {
+        Arc::new(App {
+            store,
+            sites: SiteCache::default(),
+            key_limiter: RateLimiter::new(config.key_rate),
+            addr_limiter: RateLimiter::new(config.addr_rate),
+            trust_forwarded_for: config.trust_forwarded_for,
+        })
+    }
+}
+
+/// All routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/{call}", post(ingest::call).options(cors::preflight))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({ "ok": true }))
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `nudge-server serve`: opens (and migrates) the store, listens, and prints
+/// `nudge-server listening on http://ADDR` once requests can be sent.
+pub async fn run(config: Config) -> Result<(), String> {
+    let store = Store::open(&config.database, config.db_connections)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", config.database.describe()))?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("nudge-server listening on http://{address} ({})", config.database.describe());
+    serve(listener, App::new(store.clone(), &config), shutdown_signal()).await.map_err(|e| e.to_string())?;
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Milliseconds since the epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,256 @@
+//! Command-line parsing, by hand (two commands and a dozen flags do not need a crate).
+//! Flags win over environment variables, which win over defaults.
+
+use std::net::SocketAddr;
+
+use crate::config::{Config, Database, Rate, DEFAULT_DB_PATH};
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// `serve`: run the HTTP server.
+    Serve(Config),
+    /// `site create`: add a site and print its keys as JSON.
+    CreateSite {
+        /// Where to add it.
+        database: Database,
+        /// Display name.
+        name: String,
+        /// Allowed browser origins.
+        origins: Vec<String>,
+    },
+    /// `--help`.
+    Help,
+    /// `--version`.
+    Version,
+}
+
+/// `--help`: every command, flag and environment variable.
+pub const HELP: &str = "\
+nudge-server: Segment-compatible event ingest for Nudge
+
+USAGE:
+    nudge-server serve [FLAGS]
+    nudge-server site create --name NAME [--origin ORIGIN]... [--db PATH | --database-url URL]
+    nudge-server --help | --version
+
+DATABASE (serve and site create):
+    --db PATH                 SQLite file, created if missing        [env NUDGE_DB, default ./nudge.db]
+    --database-url URL        postgres://... (or sqlite://PATH); wins over --db
+                                                                     [env DATABASE_URL]
+    --db-connections N        most pooled connections                [env NUDGE_DB_CONNECTIONS, default 10]
+
+SERVE:
+    --listen ADDR             address to listen on                   [env NUDGE_LISTEN, default 127.0.0.1:8700]
+    --key-rate N              requests per second per write key, 0 = unlimited
+                                                                     [env NUDGE_KEY_RATE, default 1000]
+    --key-burst N             requests a key may send at once        [env NUDGE_KEY_BURST, default 2000]
+    --addr-rate N             requests per second per client address, 0 = unlimited
+                                                                     [env NUDGE_ADDR_RATE, default 500]
+    --addr-burst N            requests an address may send at once   [env NUDGE_ADDR_BURST, default 1000]
+    --trust-forwarded-for     take the client address from the last X-Forwarded-For entry
+                              (only behind a proxy that sets it)     [env NUDGE_TRUST_FORWARDED_FOR=1]
+
+SITE CREATE:
+    --name NAME               the site's display name (required)
+    --origin ORIGIN           a browser origin allowed to send, e.g. https://shop.example;
+                              repeat for several; '*' allows any
+
+Migrations run at start. Flags also take the form --flag=value.
+";
+
+/// Reads the arguments (without the program name); `env` looks up environment variables.
+pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Command, String> {
+    let mut flags = Flags::default();
+    let mut words = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            words.push(arg.as_str());
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        let mut value =
+            || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("--{name} needs a value"));
+        match name {
+            "help" => return Ok(Command::Help),
+            "version" => return Ok(Command::Version),
+            "trust-forwarded-for" => flags.trust_forwarded_for = true,
+            "origin" => flags.origins.push(value()?),
+            "db" | "database-url" | "db-connections" | "listen" | "key-rate" | "key-burst" | "addr-rate"
+            | "addr-burst" | "name" => {
+                let v = value()?;
+                flags.values.push((name.to_string(), v));
+            }
+            _ => return Err(format!("unknown flag --{name}")),
+        }
+    }
+    match words.as_slice() {
+        [] => Ok(Command::Help),
+        ["serve"] => Ok(Command::Serve(flags.config(env)?)),
+        ["site", "create"] => {
+            let name = flags.get("name").ok_or("site create needs --name NAME")?.to_string();
+            Ok(Command::CreateSite { database: flags.database(env)?, name, origins: flags.origins })
+        }
+        _ => Err(format!("unknown command {:?}", words.join(" "))),
+    }
+}
+
+#[derive(Default)]
+struct Flags {
+    values: Vec<(String, String)>,
+    origins: Vec<String>,
+    trust_forwarded_for: bool,
+}
+
+impl Flags {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A flag's value, else the environment variable's.
+    fn lookup(&self, name: &str, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        self.get(name).map(str::to_string).or_else(|| env(var).filter(|v| !v.is_empty()))
+    }
+
+    fn database(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Database, String> {
+        if let Some(url) = self.get("database-url") {
+            return Database::from_url(url);
+        }
+        if let Some(path) = self.get("db") {
+            return Ok(Database::Sqlite(path.into()));
+        }
+        if let Some(url) = env("DATABASE_URL").filter(|v| !v.is_empty()) {
+            return Database::from_url(&url);
+        }
+        Ok(Database::Sqlite(env("NUDGE_DB").filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_DB_PATH.into())))
+    }
+
+    fn number(&self, name: &str, var: &str, default: f64, env: &dyn Fn(&str) -> Option<String>) -> Result<f64, String> {
+        match self.lookup(name, var, env) {
+            None => Ok(default),
+            Some(v) => match v.parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+                _ => Err(format!("--{name} ({var}) must be a number >= 0, not {v:?}")),
+            },
+        }
+    }
+
+    fn config(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let defaults = Config::default();
+        let listen = match self.lookup("listen", "NUDGE_LISTEN", env) {
+            None => defaults.listen,
+            Some(v) => {
+                v.parse::<SocketAddr>().map_err(|_| format!("--listen (NUDGE_LISTEN) must be IP:PORT, not {v:?}"))?
+            }
+        };
+        let connections =
+            self.number("db-connections", "NUDGE_DB_CONNECTIONS", f64::from(defaults.db_connections), env)?;
+        if !(1.0..=1000.0).contains(&connections) || connections.fract() != 0.0 {
+            return Err("--db-connections must be a whole number from 1 to 1000".into());
+        }
+        let trust_env = env("NUDGE_TRUST_FORWARDED_FOR").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+        Ok(Config {
+            listen,
+            database: self.database(env)?,
+            db_connections: connections as u32,
+            key_rate: Rate {
+                per_second: self.number("key-rate", "NUDGE_KEY_RATE", defaults.key_rate.per_second, env)?,
+                burst: self.number("key-burst", "NUDGE_KEY_BURST", defaults.key_rate.burst, env)?,
+            },
+            addr_rate: Rate {
+                per_second: self.number("addr-rate", "NUDGE_ADDR_RATE", defaults.addr_rate.per_second, env)?,
+                burst: self.number("addr-burst", "NUDGE_ADDR_BURST", defaults.addr_rate.burst, env)?,
+            },
+            trust_forwarded_for: self.trust_forwarded_for || trust_env,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let Command::Serve(c) = parse(&args("serve"), &no_env).unwrap() else { panic!("not serve") };
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8700");
+        assert_eq!(c.database, Database::Sqlite("nudge.db".into()));
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://u@h/db".to_string()),
+            "NUDGE_LISTEN" => Some("127.0.0.1:1".to_string()),
+            "NUDGE_KEY_RATE" => Some("5".to_string()),
+            _ => None,
+        };
+        let Command::Serve(c) = parse(&args("serve --listen=127.0.0.1:2 --addr-rate 3"), &env).unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(c.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(c.database, Database::Postgres("postgres://u@h/db".into()));
+        assert_eq!((c.key_rate.per_second, c.addr_rate.per_second), (5.0, 3.0));
+        let Command::Serve(c) = parse(&args("serve --db x.db"), &env).unwrap() else { panic!("not serve") };
+        assert_eq!(c.database, Database::Sqlite("x.db".into()));
+    }
+
+    #[test]
+    fn site_create_collects_origins() {
+        let cmd =
+            parse(&args("site create --name Shop --origin https://a.example --origin=https://b.example"), &no_env);
+        let Command::CreateSite { name, origins, .. } = cmd.unwrap() else { panic!("not site create") };
+        assert_eq!(name, "Shop");
+        assert_eq!(origins, ["https://a.example", "https://b.example"]);
+        assert!(parse(&args("site create"), &no_env).is_err());
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        assert!(parse(&args("serve --bogus"), &no_env).is_err());
+        assert!(parse(&args("serve --listen"), &no_env).is_err());
+        assert!(parse(&args("serve --key-rate -1"), &no_env).is_err());
+        assert!(parse(&args("launch"), &no_env).is_err());
+        assert!(matches!(parse(&args("serve --help"), &no_env), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn help_names_every_flag_and_variable() {
+        for word in [
+            "--db",
+            "--database-url",
+            "--db-connections",
+            "--listen",
+            "--key-rate",
+            "--key-burst",
+            "--addr-rate",
+            "--addr-burst",
+            "--trust-forwarded-for",
+            "--name",
+            "--origin",
+            "NUDGE_DB",
+            "DATABASE_URL",
+            "NUDGE_DB_CONNECTIONS",
+            "NUDGE_LISTEN",
+            "NUDGE_KEY_RATE",
+            "NUDGE_KEY_BURST",
+            "NUDGE_ADDR_RATE",
+            "NUDGE_ADDR_BURST",
+            "NUDGE_TRUST_FORWARDED_FOR",
+        ] {
+            assert!(HELP.contains(word), "--help lacks {word}");
+        }
+    }
+}

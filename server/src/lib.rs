@@ -1,0 +1,19 @@
+//! `nudge-server`: the backend of Nudge. Phase 1 is durable, Segment-compatible ingest:
+//! `POST /v1/batch` (and the single-call routes) store every message once per `messageId`,
+//! on an embedded SQLite file by default or on PostgreSQL with `DATABASE_URL`.
+//!
+//! The binary (`src/main.rs`) is a thin wrapper: everything lives in this library so that
+//! the tests can run the real router on a real socket in-process.
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod ingest;
+pub mod limits;
+pub mod message;
+pub mod sites;
+pub mod store;

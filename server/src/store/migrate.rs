@@ -1,0 +1,32 @@
+//! The migrations, embedded in the binary. Each backend's runner applies, in one
+//! transaction under a lock, those whose version is not yet in `nudge_migrations`.
+
+/// One schema change.
+pub(crate) struct Migration {
+    /// Applied in increasing order; never reused.
+    pub version: i64,
+    /// Short name, recorded with the version.
+    pub name: &'static str,
+    /// The statements.
+    pub sql: &'static str,
+}
+
+/// SQLite's migrations.
+pub(crate) const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+
+/// PostgreSQL's migrations, the same changes in its dialect.
+pub(crate) const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+
+/// The bookkeeping table, valid in both dialects.
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS nudge_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_ms BIGINT NOT NULL
+)";
+
+/// Milliseconds since the epoch, for bookkeeping.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,203 @@
+//! Storage: one [`Store`] over SQLite (the default, one embedded file) and PostgreSQL (for
+//! several nodes). Both backends run the same operations with their own SQL, so callers
+//! never see which one is in use. Migrations (`server/migrations/{sqlite,postgres}/`) run
+//! when a store is opened.
+
+mod migrate;
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+
+use crate::config::Database;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A site: the unit that owns keys, origins and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// `site_` and 20 hex digits.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Public key that may send events and read public config.
+    pub write_key: String,
+    /// Server-to-server key; also the HMAC key for `userHash`.
+    pub secret_key: String,
+    /// Browser origins allowed to send (`*` for any).
+    pub origins: Vec<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A validated message ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The client's `messageId` (or one the server made): unique per site.
+    pub message_id: String,
+    /// `track`, `page`, `screen`, `identify`, `group` or `alias`.
+    pub kind: &'static str,
+    /// Event name for `track`, page or screen name for `page`/`screen`.
+    pub event: Option<String>,
+    /// `userId`, as a string.
+    pub user_id: Option<String>,
+    /// `anonymousId`, as a string.
+    pub anonymous_id: Option<String>,
+    /// When it happened (client time corrected for clock skew with `sentAt`).
+    pub timestamp_ms: i64,
+    /// When the server received it.
+    pub received_ms: i64,
+    /// The message as JSON text.
+    pub body: String,
+}
+
+/// A stored message, with its position in the site's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the log; grows with every insert.
+    pub seq: i64,
+    /// The message fields as inserted.
+    pub event: NewEvent,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// `seq` of each newly stored message, in batch order. Messages whose `messageId` the
+    /// site already had are not here: they were acknowledged but not stored again, and
+    /// anything that reacts to new events (profile folding, webhooks) must only see these.
+    pub stored: Vec<i64>,
+    /// How many messages were already stored.
+    pub duplicates: usize,
+}
+
+/// A database failure.
+#[derive(Debug)]
+pub enum StoreError {
+    /// From the driver.
+    Db(sqlx::Error),
+    /// A migration could not be applied.
+    Migration(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Db(e) => write!(f, "database: {e}"),
+            StoreError::Migration(m) => write!(f, "migration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        StoreError::Db(e)
+    }
+}
+
+/// The database, whichever it is.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// An embedded SQLite file.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if missing) and applies pending migrations.
+    pub async fn open(database: &Database, max_connections: u32) -> Result<Store, StoreError> {
+        Ok(match database {
+            Database::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, max_connections).await?),
+            Database::Postgres(url) => Store::Postgres(PgStore::open(url, max_connections).await?),
+        })
+    }
+
+    /// Adds a site with its origins.
+    pub async fn create_site(&self, site: &Site) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.create_site(site).await,
+            Store::Postgres(s) => s.create_site(site).await,
+        }
+    }
+
+    /// The site whose write key this is.
+    pub async fn site_by_write_key(&self, write_key: &str) -> Result<Option<Site>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.site_by_write_key(write_key).await,
+            Store::Postgres(s) => s.site_by_write_key(write_key).await,
+        }
+    }
+
+    /// Whether any site allows this browser origin (answers CORS preflights, which carry
+    /// no key).
+    pub async fn origin_known(&self, origin: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.origin_known(origin).await,
+            Store::Postgres(s) => s.origin_known(origin).await,
+        }
+    }
+
+    /// Stores a batch in one transaction; a `messageId` the site already has is skipped.
+    /// Returns only after the commit is durable.
+    pub async fn insert_events(&self, site_id: &str, events: &[NewEvent]) -> Result<InsertOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        match self {
+            Store::Sqlite(s) => s.insert_events(site_id, events).await,
+            Store::Postgres(s) => s.insert_events(site_id, events).await,
+        }
+    }
+
+    /// Up to `limit` of a site's events with `seq > after`, in `seq` order.
+    pub async fn events_after(&self, site_id: &str, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.events_after(site_id, after, limit).await,
+            Store::Postgres(s) => s.events_after(site_id, after, limit).await,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Columns read back for a [`StoredEvent`], in this order, by both backends.
+const EVENT_COLUMNS: &str = "seq, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body";
+
+/// Maps an event type read back from the database to its static name.
+fn kind_from_db(kind: &str) -> &'static str {
+    crate::message::KINDS.iter().copied().find(|k| *k == kind).unwrap_or("unknown")
+}
+
+fn stored_event<R>(row: &R) -> Result<StoredEvent, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let kind: String = row.try_get(2)?;
+    Ok(StoredEvent {
+        seq: row.try_get(0)?,
+        event: NewEvent {
+            message_id: row.try_get(1)?,
+            kind: kind_from_db(&kind),
+            event: row.try_get(3)?,
+            user_id: row.try_get(4)?,
+            anonymous_id: row.try_get(5)?,
+            timestamp_ms: row.try_get(6)?,
+            received_ms: row.try_get(7)?,
+            body: row.try_get(8)?,
+        },
+    })
+}
