@@ -52,6 +52,15 @@ async fn repeated_message_id_is_stored_once(backend: Backend) {
     assert_eq!((status, &json["stored"], &json["duplicates"]), (200, &json!(0), &json!(3)), "{json}");
     let ids: Vec<_> = srv.events().await.into_iter().map(|e| e.event.message_id).collect();
     assert_eq!(ids, ["m-1", "m-2"]);
+
+    // Message ids are unique per site: another site's m-1 is its own.
+    let other = nudge_server::sites::new_site("Other shop", &[], 0).unwrap();
+    srv.store.create_site(&other).await.unwrap();
+    let request = srv.post_without_key("/v1/batch").basic_auth(&other.write_key, Some(""));
+    let (status, json) = reply(request.body(batch(vec![track("m-1")]).to_string()).send().await.unwrap()).await;
+    assert_eq!((status, &json["stored"]), (200, &json!(1)), "{json}");
+    assert_eq!(srv.store.events_after(&other.id, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(srv.events().await.len(), 2);
     srv.stop().await;
 }
 

@@ -153,7 +153,9 @@ impl Store {
         }
     }
 
-    /// Up to `limit` of a site's events with `seq > after`, in `seq` order.
+    /// Up to `limit` of a site's events with `seq > after`, in `seq` order. For reading a
+    /// site's log back; not yet a change feed: on PostgreSQL a row with a lower `seq` can
+    /// commit after one with a higher `seq` (see the `tx` column in the migration).
     pub async fn events_after(&self, site_id: &str, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         match self {
             Store::Sqlite(s) => s.events_after(site_id, after, limit).await,
