@@ -262,7 +262,7 @@ impl Engine {
 
     /// Applies one call. On error nothing has changed.
     pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
-        let opts = match input.options.as_deref().map(str::trim) {
+        let opts = match input.options.as_deref().map(str::trim_ascii) {
             None | Some("") | Some("null") => None,
             Some(t) => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
         };
@@ -304,7 +304,7 @@ impl Engine {
             }
             Kind::Identify => {
                 let n = name.chars().count();
-                if n == 0 || n > MAX_NAME || name.trim().is_empty() {
+                if n == 0 || n > MAX_NAME || name.trim_ascii().is_empty() {
                     return Err(Error::UserId);
                 }
                 let traits = parse_props(input.props.as_deref())?;
@@ -527,7 +527,7 @@ impl Engine {
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
-    match text.map(str::trim) {
+    match text.map(str::trim_ascii) {
         Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
         _ => to_text(parsed),
     }

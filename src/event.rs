@@ -16,7 +16,7 @@ pub const MAX_DEPTH: usize = 16;
 /// Checks an event name (`"Product Viewed"`): 1..=200 characters, not only spaces.
 pub fn check_name(name: &str) -> Result<(), Error> {
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME || name.trim().is_empty() {
+    if n == 0 || n > MAX_NAME || name.trim_ascii().is_empty() {
         return Err(Error::EventName);
     }
     Ok(())
@@ -31,7 +31,7 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 /// assert!(parse_props(Some("[1,2]")).is_err());
 /// ```
 pub fn parse_props(text: Option<&str>) -> Result<Object, Error> {
-    let text = match text.map(str::trim) {
+    let text = match text.map(str::trim_ascii) {
         None | Some("") | Some("null") => return Ok(Object::new()),
         Some(t) => t,
     };

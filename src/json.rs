@@ -8,7 +8,7 @@ pub use crate::json_value::{push_str, push_uint, Obj as Object, Value};
 /// The string at `key`, if it is a non-empty string (numbers are accepted as ids).
 pub fn get_str(obj: &Object, key: &str) -> Option<String> {
     match get(obj, key)? {
-        Value::Str(s) if !s.trim().is_empty() => Some(clip(s.trim(), 100)),
+        Value::Str(s) if !s.trim_ascii().is_empty() => Some(clip(s.trim_ascii(), 100)),
         n @ (Value::UInt(_) | Value::Num(_)) => Some(crate::json_value::to_text(n)),
         _ => None,
     }
@@ -17,7 +17,7 @@ pub fn get_str(obj: &Object, key: &str) -> Option<String> {
 /// The number at `key`, if it is a finite number (numeric strings such as `"19.99"` too).
 pub fn get_num(obj: &Object, key: &str) -> Option<f64> {
     match get(obj, key)? {
-        Value::Str(s) => match crate::json_value::parse(s.trim(), 0) {
+        Value::Str(s) => match crate::json_value::parse(s.trim_ascii(), 0) {
             Ok(v) => v.as_f64(),
             Err(_) => None,
         },

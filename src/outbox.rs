@@ -74,7 +74,7 @@ impl Outbox {
     /// Reads the stored form; lines that are not a message are skipped.
     pub fn decode(text: &str) -> Outbox {
         let mut o = Outbox::default();
-        for line in text.lines().filter(|l| message_id(l).is_some()) {
+        for line in text.split('\n').filter(|l| message_id(l).is_some()) {
             o.push(line.to_string());
         }
         o.dropped = 0;

@@ -5,6 +5,7 @@
 //! `Result` and are handled where they are made, and errors reach the page in one place
 //! (`api::Nudge::fail`).
 
+mod alloc;
 pub mod api;
 mod env;
 mod listeners;

@@ -262,7 +262,7 @@ impl Shell {
             self.electing = false;
         }
         if let Some(reply) = &r.reply {
-            for line in reply.lines() {
+            for line in reply.split('\n') {
                 self.post(line);
             }
         }
