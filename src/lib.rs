@@ -20,6 +20,7 @@ pub mod identity;
 pub mod json;
 pub mod json_value;
 pub mod keyed;
+pub mod merge;
 pub mod message;
 pub mod outbox;
 pub mod profile;
