@@ -16,7 +16,14 @@ function wasmUrl() {
 function install() {
   const stub = window.nudge || (window.nudge = {});
   if (stub.loaded) return; // this script ran already
-  const api = createApi((url) => init({ module_or_path: url }).then(() => Nudge), wasmUrl);
+  // The snippet's early fetch of nudge.wasm, used when init loads from the same URL.
+  const prefetched = Array.isArray(stub.w) ? stub.w : [];
+  delete stub.w;
+  const load = (url) => {
+    const source = String(url) === prefetched[0] ? prefetched[1] : url;
+    return init({ module_or_path: source }).then(() => Nudge);
+  };
+  const api = createApi(load, wasmUrl);
   const queued = Array.isArray(stub.q) ? stub.q : [];
   const settleEarlyReady = stub.r;
   delete stub.r;

@@ -27,5 +27,13 @@
   s.async = true;
   s.src = 'https://cdn.nudge.example/nudge.min.js';
   (d.head || d.documentElement).appendChild(s);
+  // Fetch nudge.wasm (beside the script) now, in parallel with the script, instead of after
+  // it: the SDK is ready a round trip and a script parse sooner. A failed fetch is the
+  // SDK's to report, never an unhandled rejection in the page.
+  var u = s.src.replace(/[^\/]*$/, 'nudge.wasm');
+  if (w.fetch) {
+    n.w = [u, fetch(u)];
+    n.w[1]['catch'](function () {});
+  }
   n.init({ writeKey: 'WRITE_KEY', endpoint: 'https://nudge.example' });
 })(window, document);

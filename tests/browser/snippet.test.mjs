@@ -126,3 +126,20 @@ test('a page with the snippet loads without errors or console errors', async () 
   assert.deepEqual(errors, []);
   assert.deepEqual(consoleMessages.filter((m) => m.type === 'error' || m.type === 'warning'), []);
 });
+
+test('the snippet fetches nudge.wasm alongside nudge.min.js, and the SDK uses that one fetch', async () => {
+  const before = env.server.requests.length;
+  const { page, errors } = await env.load({ sdkQuery: 'delay=300' }, { wait: false });
+  await waitReady(page);
+  const timing = await page.evaluate(() => {
+    const entry = (file) => performance.getEntriesByType('resource').find((e) => e.name.includes('/sdk/' + file));
+    return { wasmStart: entry('nudge.wasm').startTime, scriptEnd: entry('nudge.min.js').responseEnd };
+  });
+  assert.ok(
+    timing.wasmStart < timing.scriptEnd,
+    `nudge.wasm was asked for (${timing.wasmStart} ms) before nudge.min.js arrived (${timing.scriptEnd} ms)`,
+  );
+  const wasmRequests = env.server.requests.slice(before).filter((r) => r.startsWith('/sdk/nudge.wasm'));
+  assert.equal(wasmRequests.length, 1, 'nudge.wasm is downloaded once');
+  assert.deepEqual(errors, []);
+});
