@@ -25,6 +25,7 @@ pub mod message;
 pub mod outbox;
 pub mod profile;
 pub mod session;
+pub mod storage_budget;
 pub mod tabs;
 pub mod time;
 

@@ -103,7 +103,9 @@ impl Profile {
         }
     }
 
-    /// The stored form.
+    /// The stored form. The shell stores it through [`crate::storage_budget::fit`], which
+    /// keeps it under 16 KB. Never inlined: the writer is large, and every caller shares it.
+    #[inline(never)]
     pub fn encode(&self) -> String {
         self.to_json()
     }

@@ -229,7 +229,7 @@ impl Shell {
         }
         self.dirty = false;
         if self.engine.may_store() {
-            let ok = self.storage.set(PROFILE, &self.engine.profile.encode())
+            let ok = self.storage.set(PROFILE, &crate::storage_budget::fit(&mut self.engine.profile))
                 && self.storage.set(OUTBOX, &self.engine.outbox.encode());
             if !ok {
                 let p = &self.engine.profile;
