@@ -19,6 +19,16 @@ pub enum Command {
         /// Allowed browser origins.
         origins: Vec<String>,
     },
+    /// `site config`: set a site's threshold overrides from a file (if given) and print
+    /// its config as JSON.
+    SiteConfig {
+        /// Where the site is.
+        database: Database,
+        /// The site id.
+        site: String,
+        /// A JSON file: `{"thresholds": {...}}` or the thresholds object alone.
+        file: Option<String>,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -27,11 +37,12 @@ pub enum Command {
 
 /// `--help`: every command, flag and environment variable.
 pub const HELP: &str = "\
-nudge-server: Segment-compatible event ingest for Nudge
+nudge-server: Segment-compatible event ingest, shared profiles and site config for Nudge
 
 USAGE:
     nudge-server serve [FLAGS]
     nudge-server site create --name NAME [--origin ORIGIN]... [--db PATH | --database-url URL]
+    nudge-server site config --site ID [--file thresholds.json] [--db PATH | --database-url URL]
     nudge-server --help | --version
 
 DATABASE (serve and site create):
@@ -55,6 +66,12 @@ SITE CREATE:
     --name NAME               the site's display name (required)
     --origin ORIGIN           a browser origin allowed to send, e.g. https://shop.example;
                               repeat for several; '*' allows any
+
+SITE CONFIG:
+    --site ID                 the site (its siteId from site create)
+    --file PATH               set its stage thresholds from this JSON file, e.g.
+                              {\"thresholds\": {\"decision_days\": 5, \"consideration_views\": 2}};
+                              without it, print the config in force
 
 Migrations run at start. Flags also take the form --flag=value.
 ";
@@ -81,7 +98,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             "trust-forwarded-for" => flags.trust_forwarded_for = true,
             "origin" => flags.origins.push(value()?),
             "db" | "database-url" | "db-connections" | "listen" | "key-rate" | "key-burst" | "addr-rate"
-            | "addr-burst" | "name" => {
+            | "addr-burst" | "name" | "site" | "file" => {
                 let v = value()?;
                 flags.values.push((name.to_string(), v));
             }
@@ -94,6 +111,11 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
         ["site", "create"] => {
             let name = flags.get("name").ok_or("site create needs --name NAME")?.to_string();
             Ok(Command::CreateSite { database: flags.database(env)?, name, origins: flags.origins })
+        }
+        ["site", "config"] => {
+            let site = flags.get("site").ok_or("site config needs --site ID")?.to_string();
+            let file = flags.get("file").map(str::to_string);
+            Ok(Command::SiteConfig { database: flags.database(env)?, site, file })
         }
         _ => Err(format!("unknown command {:?}", words.join(" "))),
     }
@@ -240,6 +262,8 @@ mod tests {
             "--trust-forwarded-for",
             "--name",
             "--origin",
+            "--site",
+            "--file",
             "NUDGE_DB",
             "DATABASE_URL",
             "NUDGE_DB_CONNECTIONS",

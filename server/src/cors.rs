@@ -19,10 +19,12 @@ use crate::store::Site;
 
 /// Methods browsers may use.
 const ALLOW_METHODS: &str = "POST, GET, OPTIONS";
-/// Request headers browsers may send.
-const ALLOW_HEADERS: &str = "Authorization, Content-Type, Content-Encoding";
+/// Request headers browsers may send: the key, the body's type and encoding, config
+/// revalidation, and the user a profile read-back is for.
+const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Content-Encoding, If-None-Match, X-Nudge-User-Id, X-Nudge-User-Hash";
 /// Response headers scripts may read.
-const EXPOSE_HEADERS: &str = "Retry-After";
+const EXPOSE_HEADERS: &str = "Retry-After, ETag";
 /// How long a browser may reuse a preflight answer, in seconds.
 const MAX_AGE: &str = "3600";
 

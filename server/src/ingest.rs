@@ -99,6 +99,9 @@ struct Reply {
     accepted: usize,
     stored: usize,
     duplicates: usize,
+    /// Accepted but dropped: they name a person who was erased.
+    #[serde(skip_serializing_if = "is_zero")]
+    dropped: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     rejected: Vec<Rejected>,
 }
@@ -158,10 +161,17 @@ async fn ingest(
         }
     };
 
-    let outcome = app.store.insert_events(&site.id, &events).await.map_err(|e| ApiError::storage(&e))?;
-    // This is where later phases react to what is new (fold into profiles, queue
-    // webhooks): `outcome.stored` holds the seq of each message stored for the first time.
     let accepted = events.len();
+    let (events, dropped) =
+        crate::erase::drop_erased(&app.store, &site.id, events).await.map_err(|e| ApiError::storage(&e))?;
+    let outcome = app.store.insert_events(&site.id, &events).await.map_err(|e| ApiError::storage(&e))?;
+    // What is new folds into profiles (and later queues webhooks): `outcome.stored` holds
+    // the seq of each message stored for the first time. The messages are committed
+    // whatever happens here, so a failed fold is logged, not reported as a failed ingest;
+    // the person's next out-of-order message or config change folds their history again.
+    if let Err(e) = crate::profiles::fold_new(&app.store, &site.id, &outcome.stored, received_ms).await {
+        eprintln!("nudge-server: folding into profiles failed for site {}: {e}", site.id);
+    }
     let reply = Reply {
         success: rejected.is_empty(),
         error: None,
@@ -169,6 +179,7 @@ async fn ingest(
         accepted,
         stored: outcome.stored.len(),
         duplicates: outcome.duplicates,
+        dropped,
         rejected: Vec::new(),
     };
     if rejected.is_empty() {
@@ -186,6 +197,10 @@ async fn ingest(
         accepted + rejected.len()
     );
     Ok(json_response(status, &Reply { error: Some(code), message: Some(message), rejected, ..reply }))
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The site for the request's key (Basic user first, else the body's `writeKey`), after the

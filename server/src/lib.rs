@@ -5,15 +5,22 @@
 //! The binary (`src/main.rs`) is a thin wrapper: everything lives in this library so that
 //! the tests can run the real router on a real socket in-process.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
 pub mod cors;
+pub mod erase;
 pub mod error;
+pub mod feed;
+pub mod hmac;
+pub mod identity;
 pub mod ingest;
 pub mod limits;
 pub mod message;
+pub mod profiles;
+pub mod site_config;
 pub mod sites;
 pub mod store;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use nudge_server::cli::{self, Command, HELP};
 use nudge_server::store::Store;
-use nudge_server::{app, sites};
+use nudge_server::{app, site_config, sites};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +33,9 @@ fn main() -> ExitCode {
         }
         Command::Serve(config) => runtime.block_on(app::run(config)),
         Command::CreateSite { database, name, origins } => runtime.block_on(create_site(database, name, origins)),
+        Command::SiteConfig { database, site, file } => {
+            runtime.block_on(site_config::cli(&database, &site, file.as_deref())).map(|out| println!("{out}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

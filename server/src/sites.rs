@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::store::{Site, Store, StoreError};
+use crate::store::{on_db, Site, Store, StoreError};
 
 /// How long a site found by write key is reused before it is read again. Key or origin
 /// changes reach every node within this time.
@@ -60,11 +60,12 @@ pub fn new_site(name: &str, origins: &[String], now_ms: i64) -> Result<Site, Str
     })
 }
 
-/// Sites by write key, each kept for [`CACHE_TTL`]. Unknown keys are not cached, so a site
-/// created a moment ago works at once.
+/// Sites by write key (and, separately, by secret key), each kept for [`CACHE_TTL`].
+/// Unknown keys are not cached, so a site created a moment ago works at once.
 #[derive(Debug, Default)]
 pub struct SiteCache {
     entries: Mutex<HashMap<String, (Arc<Site>, Instant)>>,
+    secrets: Mutex<HashMap<String, (Arc<Site>, Instant)>>,
 }
 
 impl SiteCache {
@@ -83,6 +84,35 @@ impl SiteCache {
             entries.clear();
         }
         entries.insert(write_key.to_string(), (site.clone(), now));
+        Ok(Some(site))
+    }
+
+    /// The site whose secret key this is, from the cache or the store. Kept apart from the
+    /// write keys, so that one kind of key can never pass for the other.
+    pub async fn by_secret_key(&self, store: &Store, secret_key: &str) -> Result<Option<Arc<Site>>, StoreError> {
+        let now = Instant::now();
+        let lock = || self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((site, at)) = lock().get(secret_key) {
+            if now.duration_since(*at) < CACHE_TTL {
+                return Ok(Some(site.clone()));
+            }
+        }
+        let mut conn = store.connection().await?;
+        let write_key: Option<String> = on_db!(&mut conn.db(), |c, _d| {
+            sqlx::query_scalar("SELECT write_key FROM sites WHERE secret_key = $1")
+                .bind(secret_key)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        drop(conn);
+        let Some(write_key) = write_key else { return Ok(None) };
+        let Some(site) = store.site_by_write_key(&write_key).await? else { return Ok(None) };
+        let site = Arc::new(site);
+        let mut secrets = lock();
+        if secrets.len() >= CACHE_MAX {
+            secrets.clear();
+        }
+        secrets.insert(secret_key.to_string(), (site.clone(), now));
         Ok(Some(site))
     }
 

@@ -59,7 +59,8 @@ async fn repeated_message_id_is_stored_once(backend: Backend) {
     let request = srv.post_without_key("/v1/batch").basic_auth(&other.write_key, Some(""));
     let (status, json) = reply(request.body(batch(vec![track("m-1")]).to_string()).send().await.unwrap()).await;
     assert_eq!((status, &json["stored"]), (200, &json!(1)), "{json}");
-    assert_eq!(srv.store.events_after(&other.id, 0, 10).await.unwrap().len(), 1);
+    let other_events = srv.store.events_after(&other.id, 0, 10).await.unwrap();
+    assert_eq!(other_events.iter().filter(|e| !common::is_derived(e)).count(), 1);
     assert_eq!(srv.events().await.len(), 2);
     srv.stop().await;
 }

@@ -12,12 +12,16 @@ pub(crate) struct Migration {
 }
 
 /// SQLite's migrations.
-pub(crate) const SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/sqlite/0002_profiles.sql") },
+];
 
 /// PostgreSQL's migrations, the same changes in its dialect.
-pub(crate) const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/postgres/0002_profiles.sql") },
+];
 
 /// The bookkeeping table, valid in both dialects.
 pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS nudge_migrations (

@@ -9,6 +9,8 @@ mod sqlite;
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
 use crate::config::Database;
 
 pub use postgres::PgStore;
@@ -172,15 +174,168 @@ impl Store {
     }
 }
 
+/// SQL that differs between the backends; everything else is written once (see [`on_db`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Dialect {
+    /// A subquery of the strings in the JSON array bound at `param` (for example `$2`), for
+    /// `x IN (...)`: both backends take a list as one JSON text parameter.
+    pub fn list(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+            Dialect::Postgres => format!("(SELECT jsonb_array_elements_text({param}::jsonb))"),
+        }
+    }
+
+    /// Like [`Dialect::list`], for a JSON array of integers.
+    pub fn int_list(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+            Dialect::Postgres => format!("(SELECT jsonb_array_elements_text({param}::jsonb)::bigint)"),
+        }
+    }
+}
+
+/// A JSON array of `items`, the parameter [`Dialect::list`] reads.
+pub fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// A connection of either backend, borrowed from a [`WriteTx`] or a [`Pooled`] connection.
+/// Queries written once with [`on_db`] run on it.
+pub enum Db<'a> {
+    /// SQLite.
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the connection of `$db: &mut Db` and `$d` to its
+/// [`Dialect`]. The body is compiled once per backend, so one query text (with `$1`-style
+/// parameters, which both accept, numbered in order of first use) and one set of binds
+/// serve both.
+macro_rules! on_db {
+    ($db:expr, |$c:ident, $d:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(conn) => {
+                let $c: &mut sqlx::SqliteConnection = &mut **conn;
+                let $d = $crate::store::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres(conn) => {
+                let $c: &mut sqlx::PgConnection = &mut **conn;
+                let $d = $crate::store::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// A write transaction that holds a site's write lock: the SQLite writer lock, or a
+/// PostgreSQL advisory lock on the site. Folding, linking identities and erasing run in
+/// one, so they never interleave for the same site, on one node or several.
+pub enum WriteTx<'a> {
+    /// SQLite: the transaction and the writer lock.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>, tokio::sync::MutexGuard<'a, ()>),
+    /// PostgreSQL.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl WriteTx<'_> {
+    /// The connection, for [`on_db`].
+    pub fn db(&mut self) -> Db<'_> {
+        match self {
+            WriteTx::Sqlite(tx, _) => Db::Sqlite(&mut *tx),
+            WriteTx::Postgres(tx) => Db::Postgres(&mut *tx),
+        }
+    }
+
+    /// Commits; returns once durable.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx, _writer) => tx.commit().await?,
+            WriteTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A connection taken from the pool, for reads.
+pub enum Pooled {
+    /// SQLite.
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// PostgreSQL.
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Pooled {
+    /// The connection, for [`on_db`].
+    pub fn db(&mut self) -> Db<'_> {
+        match self {
+            Pooled::Sqlite(c) => Db::Sqlite(&mut *c),
+            Pooled::Postgres(c) => Db::Postgres(&mut *c),
+        }
+    }
+}
+
+/// The advisory lock key of a site (the first 8 bytes of SHA-256 of its id).
+fn site_lock_key(site_id: &str) -> i64 {
+    let digest = Sha256::digest(format!("nudge-site-lock:{site_id}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+impl Store {
+    /// A connection for reads.
+    pub async fn connection(&self) -> Result<Pooled, StoreError> {
+        Ok(match self {
+            Store::Sqlite(s) => Pooled::Sqlite(s.pool().acquire().await?),
+            Store::Postgres(s) => Pooled::Postgres(s.pool().acquire().await?),
+        })
+    }
+
+    /// Begins a write transaction holding `site_id`'s write lock (see [`WriteTx`]).
+    pub async fn write(&self, site_id: &str) -> Result<WriteTx<'_>, StoreError> {
+        Ok(match self {
+            Store::Sqlite(s) => {
+                let writer = s.writer().lock().await;
+                WriteTx::Sqlite(s.pool().begin_with("BEGIN IMMEDIATE").await?, writer)
+            }
+            Store::Postgres(s) => {
+                let mut tx = s.pool().begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(site_lock_key(site_id)).execute(&mut *tx).await?;
+                WriteTx::Postgres(tx)
+            }
+        })
+    }
+
+    /// Which backend this is.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Store::Sqlite(_) => Dialect::Sqlite,
+            Store::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
 /// Columns read back for a [`StoredEvent`], in this order, by both backends.
-const EVENT_COLUMNS: &str = "seq, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body";
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body";
 
 /// Maps an event type read back from the database to its static name.
 fn kind_from_db(kind: &str) -> &'static str {
     crate::message::KINDS.iter().copied().find(|k| *k == kind).unwrap_or("unknown")
 }
 
-fn stored_event<R>(row: &R) -> Result<StoredEvent, sqlx::Error>
+pub(crate) fn stored_event<R>(row: &R) -> Result<StoredEvent, sqlx::Error>
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,

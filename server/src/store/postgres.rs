@@ -153,6 +153,10 @@ impl PgStore {
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
     }
 
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }

@@ -152,6 +152,14 @@ impl SqliteStore {
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
     }
 
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(super) fn writer(&self) -> &Mutex<()> {
+        &self.writer
+    }
+
     pub(super) async fn close(&self) {
         self.pool.close().await;
     }

@@ -174,8 +174,15 @@ impl TestServer {
         self.client.post(format!("{}{path}", self.url)).header("content-type", "application/json")
     }
 
-    /// Every stored event of the site, in seq order.
+    /// Every event of the site that a client sent (not the `Stage Changed` messages folds
+    /// derive), in seq order.
     pub async fn events(&self) -> Vec<StoredEvent> {
+        let all = self.store.events_after(&self.site.id, 0, 100_000).await.expect("read events");
+        all.into_iter().filter(|e| !is_derived(e)).collect()
+    }
+
+    /// Every stored event of the site, derived ones included, in seq order.
+    pub async fn all_events(&self) -> Vec<StoredEvent> {
         self.store.events_after(&self.site.id, 0, 100_000).await.expect("read events")
     }
 
@@ -189,6 +196,11 @@ impl TestServer {
         }
         self.store.close().await;
     }
+}
+
+/// Whether the server made this message (a `Stage Changed` found by a fold).
+pub fn is_derived(e: &StoredEvent) -> bool {
+    e.event.message_id.starts_with("nudge-stage-")
 }
 
 /// A track message with a given messageId.

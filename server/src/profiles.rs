@@ -1,0 +1,512 @@
+//! Profiles: each person's stored messages folded with the core's rules (`nudge::merge`),
+//! cached in the `profiles` table, and rendered for the API.
+//!
+//! A profile is a function of the person's set of messages, whatever the order they
+//! arrive in. After every ingest the new messages are folded under the site's write lock:
+//! onto the cached profile when they all sort after the last message folded into it,
+//! otherwise (a late message, a new person, two browsers just linked, a forgotten browser,
+//! changed thresholds) by folding the person's whole history again. Stage changes found on
+//! the way are stored as `Stage Changed` track messages (with `context.library.name` =
+//! `nudge-server` and a `messageId` derived from what changed, so a fold repeated after a
+//! failure stores nothing twice), which puts them in the change feed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use nudge::config::Thresholds;
+use nudge::consent::Policy;
+use nudge::engine::StageChange;
+use nudge::merge::{fold_all, stage_changes, Folded, Folder, Key, Stored};
+use nudge::profile::Profile;
+use nudge::time::to_iso;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::erase;
+use crate::hmac::hex;
+use crate::identity::{self, Person};
+use crate::site_config;
+use crate::store::EVENT_COLUMNS;
+use crate::store::{json_list, on_db, stored_event, Db, NewEvent, Store, StoreError, StoredEvent, WriteTx};
+
+/// The event the SDK's `forget()` sends: erase this browser's data.
+pub const ERASURE_REQUESTED: &str = "Erasure Requested";
+/// The event a fold stores for each stage change it finds.
+pub const STAGE_CHANGED: &str = "Stage Changed";
+
+/// A row of the `profiles` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    /// Whose it is.
+    pub person: Person,
+    /// The core's stored profile.
+    pub state: String,
+    /// The last message folded.
+    pub last: Key,
+    /// Time of the first message, ms.
+    pub first_seen_ms: i64,
+    /// Messages folded.
+    pub events: i64,
+    /// The config it was folded with ([`site_config::SiteConfig::tag`]).
+    pub config_tag: String,
+}
+
+/// Columns read for a [`ProfileRow`], in order.
+pub const PROFILE_COLUMNS: &str = "person_id, state, last_at, last_message_id, first_seen_ms, events, config_tag";
+
+/// Reads a [`ProfileRow`] from the columns [`PROFILE_COLUMNS`] names.
+pub fn profile_row<R>(row: &R) -> Result<Option<ProfileRow>, sqlx::Error>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let key: String = row.try_get(0)?;
+    let Some(person) = Person::from_key(&key) else { return Ok(None) };
+    let at: i64 = row.try_get(2)?;
+    Ok(Some(ProfileRow {
+        person,
+        state: row.try_get(1)?,
+        last: Key { at: at.max(0) as u64, message_id: row.try_get(3)? },
+        first_seen_ms: row.try_get(4)?,
+        events: row.try_get(5)?,
+        config_tag: row.try_get(6)?,
+    }))
+}
+
+/// A cached profile and the time of its last message, before a fold.
+type Before = Option<(Profile, u64)>;
+
+/// What folding one ingest did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FoldOutcome {
+    /// Profiles written or removed.
+    pub persons: usize,
+    /// Profiles folded from their whole history.
+    pub full_folds: usize,
+    /// `Stage Changed` messages stored.
+    pub stage_changes: usize,
+    /// Messages deleted because their person was erased (they arrived late).
+    pub dropped: usize,
+}
+
+/// Folds newly stored messages (their `seq`s) into their people's profiles, in one
+/// transaction under the site's write lock.
+pub async fn fold_new(store: &Store, site_id: &str, seqs: &[i64], now_ms: i64) -> Result<FoldOutcome, StoreError> {
+    if seqs.is_empty() {
+        return Ok(FoldOutcome::default());
+    }
+    let mut tx = store.write(site_id).await?;
+    let outcome = fold_in(&mut tx, site_id, seqs, now_ms).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// The message as the core's fold reads it.
+pub fn as_stored(e: &StoredEvent) -> Stored<'_> {
+    Stored {
+        message_id: &e.event.message_id,
+        kind: e.event.kind,
+        name: e.event.event.as_deref(),
+        user_id: e.event.user_id.as_deref(),
+        at: e.event.timestamp_ms.max(0) as u64,
+        body: &e.event.body,
+    }
+}
+
+fn is_track(e: &StoredEvent, name: &str) -> bool {
+    e.event.kind == "track" && e.event.event.as_deref() == Some(name)
+}
+
+async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64) -> Result<FoldOutcome, StoreError> {
+    let mut outcome = FoldOutcome::default();
+    let config = site_config::load(&mut tx.db(), site_id).await?;
+    let th = &config.thresholds;
+    let events = events_by_seq(&mut tx.db(), site_id, seqs).await?;
+
+    // People erased before these arrived: their messages go, and build nothing.
+    let (users, anons) = ids_of(&events);
+    let erased = erase::erased_among(&mut tx.db(), site_id, &users, &anons).await?;
+    let (late, mut events): (Vec<_>, Vec<_>) =
+        events.into_iter().partition(|e| erased.covers(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref()));
+    let late_seqs: Vec<i64> = late.iter().map(|e| e.seq).collect();
+    delete_events(&mut tx.db(), site_id, &late_seqs).await?;
+    outcome.dropped = late.len();
+
+    // forget() in a browser: erase that browser's messages; its user (if any) is refolded.
+    let mut refold: BTreeSet<Person> = BTreeSet::new();
+    let mut forgotten: HashSet<String> = HashSet::new();
+    for e in events.iter().filter(|e| is_track(e, ERASURE_REQUESTED)) {
+        let Some(anon) = e.event.anonymous_id.as_deref() else { continue };
+        if forgotten.insert(anon.to_string()) {
+            if let Some(user) = erase::erase_anonymous(tx, site_id, anon, now_ms).await? {
+                refold.insert(Person::User(user));
+            }
+        }
+    }
+    events.retain(|e| e.event.anonymous_id.as_ref().is_none_or(|a| !forgotten.contains(a)));
+
+    // identify / alias: link browsers to users; a newly linked browser's profile joins
+    // its user's, which is folded from the union of their messages.
+    let pairs = link_pairs(&events);
+    for (anon, user) in identity::link(&mut tx.db(), site_id, &pairs, now_ms).await? {
+        delete_profiles(&mut tx.db(), site_id, &[Person::Anonymous(anon).key()]).await?;
+        refold.insert(Person::User(user));
+    }
+
+    // Who each message belongs to.
+    let (mut users, anons) = ids_of(&events);
+    let refold_users: Vec<String> = refold.iter().filter_map(|p| p.user_id().map(str::to_string)).collect();
+    users.extend(refold_users.iter().map(String::as_str));
+    let links = identity::links(&mut tx.db(), site_id, &anons, &users).await?;
+    let mut groups: BTreeMap<Person, Vec<&StoredEvent>> = refold.into_iter().map(|p| (p, Vec::new())).collect();
+    for e in events.iter().filter(|e| !is_track(e, STAGE_CHANGED)) {
+        if let Some(p) = Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), &links) {
+            groups.entry(p).or_default().push(e);
+        }
+    }
+    let keys: Vec<String> = groups.keys().map(Person::key).collect();
+    let mut cached = cached_profiles(&mut tx.db(), site_id, &keys).await?;
+
+    // Fold: incrementally where possible, else from the whole history.
+    let mut results: Vec<(Person, Before, Folded)> = Vec::new();
+    let mut full: Vec<Person> = Vec::new();
+    for (person, mut new) in groups {
+        let row = cached.remove(&person.key());
+        let before = row.as_ref().and_then(|r| decode(&r.state).map(|p| (p, r.last.at)));
+        new.sort_by(|a, b| {
+            (a.event.timestamp_ms, &a.event.message_id).cmp(&(b.event.timestamp_ms, &b.event.message_id))
+        });
+        let resumable = match (&row, &before) {
+            (Some(r), Some((profile, _))) if r.config_tag == config.tag && !new.is_empty() => {
+                let folder = Folder::resume(
+                    profile.clone(),
+                    r.last.clone(),
+                    r.first_seen_ms.max(0) as u64,
+                    r.events.max(0) as u64,
+                    th,
+                );
+                let first = as_stored(new[0]);
+                folder.accepts(first.at, first.message_id).then_some(folder)
+            }
+            _ => None,
+        };
+        match resumable {
+            Some(mut folder) => {
+                for e in &new {
+                    folder.fold(&as_stored(e));
+                }
+                results.push((person, before, folder.finish()));
+            }
+            None => {
+                full.push(person.clone());
+                results.push((person, before, fold_all(&[], th)));
+            }
+        }
+    }
+    if !full.is_empty() {
+        let mut history = histories(&mut tx.db(), site_id, &full, &links).await?;
+        for (person, _, folded) in results.iter_mut() {
+            if let Some(events) = history.remove(person) {
+                let stored: Vec<Stored<'_>> = events.iter().map(as_stored).collect();
+                *folded = fold_all(&stored, th);
+            }
+        }
+        outcome.full_folds = full.len();
+    }
+
+    // Write the profiles and the stage changes found.
+    let mut gone = Vec::new();
+    for (person, before, folded) in &results {
+        outcome.persons += 1;
+        let Some(last) = &folded.last else {
+            gone.push(person.key());
+            continue;
+        };
+        let changes = stage_changes(before.as_ref().map(|(p, at)| (p, *at)), (&folded.profile, last.at), th);
+        for change in &changes {
+            let e = stage_event(person, change, last, now_ms);
+            outcome.stage_changes += insert_event(&mut tx.db(), site_id, &e).await? as usize;
+        }
+        upsert(&mut tx.db(), site_id, person, folded, &config.tag, now_ms).await?;
+    }
+    delete_profiles(&mut tx.db(), site_id, &gone).await?;
+    Ok(outcome)
+}
+
+/// The userIds and anonymousIds named by these messages, without repeats.
+fn ids_of(events: &[StoredEvent]) -> (Vec<&str>, Vec<&str>) {
+    let users: BTreeSet<&str> = events.iter().filter_map(|e| e.event.user_id.as_deref()).collect();
+    let anons: BTreeSet<&str> = events.iter().filter_map(|e| e.event.anonymous_id.as_deref()).collect();
+    (users.into_iter().collect(), anons.into_iter().collect())
+}
+
+/// `(anonymousId, userId)` links these messages make: any message with both ids, and
+/// `alias` (`previousId` -> `userId`).
+fn link_pairs(events: &[StoredEvent]) -> Vec<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for e in events {
+        let Some(user) = e.event.user_id.as_deref() else { continue };
+        if let Some(anon) = e.event.anonymous_id.as_deref() {
+            pairs.insert((anon.to_string(), user.to_string()));
+        }
+        if e.event.kind == "alias" {
+            let previous = serde_json::from_str::<Value>(&e.event.body).ok().and_then(|v| match v.get("previousId") {
+                Some(Value::String(s)) if !s.is_empty() && s != user => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            });
+            if let Some(previous) = previous {
+                pairs.insert((previous, user.to_string()));
+            }
+        }
+    }
+    pairs.into_iter().collect()
+}
+
+/// A stored core profile; `None` when unreadable (it is then folded again).
+fn decode(state: &str) -> Option<Profile> {
+    match Profile::decode(state, String::new()) {
+        (p, nudge::profile::Loaded::Current) => Some(p),
+        _ => None,
+    }
+}
+
+/// The `Stage Changed` message for a change found when `trigger` was folded.
+fn stage_event(person: &Person, change: &StageChange, trigger: &Key, now_ms: i64) -> NewEvent {
+    let digest = Sha256::digest(
+        format!(
+            "{}\n{}\n{}\n{}\n{}",
+            person.key(),
+            change.category,
+            change.from.map_or("", |s| s.name()),
+            change.to.name(),
+            trigger.message_id
+        )
+        .as_bytes(),
+    );
+    let message_id = format!("nudge-stage-{}", hex(&digest[..16]));
+    let properties: Value = serde_json::from_str(&change.to_json()).unwrap_or(Value::Null);
+    let body = json!({
+        "type": "track",
+        "event": STAGE_CHANGED,
+        "messageId": message_id,
+        "userId": person.user_id(),
+        "anonymousId": person.anonymous_id(),
+        "timestamp": to_iso(trigger.at),
+        "properties": properties,
+        "context": { "library": { "name": "nudge-server", "version": env!("CARGO_PKG_VERSION") } },
+    });
+    NewEvent {
+        message_id,
+        kind: "track",
+        event: Some(STAGE_CHANGED.into()),
+        user_id: person.user_id().map(str::to_string),
+        anonymous_id: person.anonymous_id().map(str::to_string),
+        timestamp_ms: trigger.at as i64,
+        received_ms: now_ms,
+        body: body.to_string(),
+    }
+}
+
+async fn events_by_seq(db: &mut Db<'_>, site_id: &str, seqs: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+    Ok(on_db!(db, |c, d| {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND seq IN {} ORDER BY seq",
+            d.int_list("$2")
+        );
+        let rows = sqlx::query(&sql).bind(site_id).bind(json_list(seqs)).fetch_all(&mut *c).await?;
+        rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?
+    }))
+}
+
+/// Deletes messages by `seq`.
+pub async fn delete_events(db: &mut Db<'_>, site_id: &str, seqs: &[i64]) -> Result<(), StoreError> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    on_db!(db, |c, d| {
+        let sql = format!("DELETE FROM events WHERE site_id = $1 AND seq IN {}", d.int_list("$2"));
+        sqlx::query(&sql).bind(site_id).bind(json_list(seqs)).execute(&mut *c).await?.rows_affected()
+    });
+    Ok(())
+}
+
+/// Deletes profiles by person key.
+pub async fn delete_profiles(db: &mut Db<'_>, site_id: &str, keys: &[String]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    on_db!(db, |c, d| {
+        let sql = format!("DELETE FROM profiles WHERE site_id = $1 AND person_id IN {}", d.list("$2"));
+        sqlx::query(&sql).bind(site_id).bind(json_list(keys)).execute(&mut *c).await?.rows_affected()
+    });
+    Ok(())
+}
+
+async fn insert_event(db: &mut Db<'_>, site_id: &str, e: &NewEvent) -> Result<bool, StoreError> {
+    let done = on_db!(db, |c, _d| {
+        sqlx::query(
+            "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (site_id, message_id) DO NOTHING",
+        )
+        .bind(site_id)
+        .bind(&e.message_id)
+        .bind(e.kind)
+        .bind(&e.event)
+        .bind(&e.user_id)
+        .bind(&e.anonymous_id)
+        .bind(e.timestamp_ms)
+        .bind(e.received_ms)
+        .bind(&e.body)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done > 0)
+}
+
+async fn cached_profiles(
+    db: &mut Db<'_>,
+    site_id: &str,
+    keys: &[String],
+) -> Result<HashMap<String, ProfileRow>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ProfileRow> = on_db!(db, |c, d| {
+        let sql =
+            format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE site_id = $1 AND person_id IN {}", d.list("$2"));
+        let rows = sqlx::query(&sql).bind(site_id).bind(json_list(keys)).fetch_all(&mut *c).await?;
+        rows.iter().map(profile_row).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?
+    });
+    Ok(rows.into_iter().map(|r| (r.person.key(), r)).collect())
+}
+
+/// The whole histories of these people (derived `Stage Changed` messages left out).
+async fn histories(
+    db: &mut Db<'_>,
+    site_id: &str,
+    persons: &[Person],
+    links: &HashMap<String, String>,
+) -> Result<HashMap<Person, Vec<StoredEvent>>, StoreError> {
+    let wanted: HashSet<&Person> = persons.iter().collect();
+    let users: Vec<&str> = persons.iter().filter_map(Person::user_id).collect();
+    let user_set: HashSet<&str> = users.iter().copied().collect();
+    let mut anons: Vec<&str> = persons.iter().filter_map(Person::anonymous_id).collect();
+    anons.extend(links.iter().filter(|(_, u)| user_set.contains(u.as_str())).map(|(a, _)| a.as_str()));
+    let rows: Vec<StoredEvent> = on_db!(db, |c, d| {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND COALESCE(event, '') <> '{STAGE_CHANGED}' \
+             AND ((user_id IS NULL AND anonymous_id IN {}) OR user_id IN {})",
+            d.list("$2"),
+            d.list("$3")
+        );
+        let rows =
+            sqlx::query(&sql).bind(site_id).bind(json_list(&anons)).bind(json_list(&users)).fetch_all(&mut *c).await?;
+        rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?
+    });
+    let mut out: HashMap<Person, Vec<StoredEvent>> = HashMap::new();
+    for e in rows {
+        if let Some(p) = Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), links) {
+            if wanted.contains(&p) {
+                out.entry(p).or_default().push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn upsert(
+    db: &mut Db<'_>,
+    site_id: &str,
+    person: &Person,
+    folded: &Folded,
+    config_tag: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let Some(last) = &folded.last else { return Ok(()) };
+    let state = folded.profile.encode();
+    let cart_value = folded.profile.cart.value();
+    on_db!(db, |c, _d| {
+        sqlx::query(
+            "INSERT INTO profiles (site_id, person_id, user_id, anonymous_id, state, last_at, last_message_id, \
+             first_seen_ms, events, cart_value, config_tag, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (site_id, person_id) DO UPDATE SET user_id = excluded.user_id, \
+             anonymous_id = excluded.anonymous_id, state = excluded.state, last_at = excluded.last_at, \
+             last_message_id = excluded.last_message_id, first_seen_ms = excluded.first_seen_ms, \
+             events = excluded.events, cart_value = excluded.cart_value, config_tag = excluded.config_tag, \
+             updated_ms = excluded.updated_ms",
+        )
+        .bind(site_id)
+        .bind(person.key())
+        .bind(person.user_id())
+        .bind(person.anonymous_id())
+        .bind(&state)
+        .bind(last.at as i64)
+        .bind(&last.message_id)
+        .bind(folded.first_at as i64)
+        .bind(folded.events as i64)
+        .bind(cart_value)
+        .bind(config_tag)
+        .bind(now_ms)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// One person's cached profile.
+pub async fn load(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<Option<ProfileRow>, StoreError> {
+    let key = person.key();
+    Ok(on_db!(db, |c, _d| {
+        let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE site_id = $1 AND person_id = $2");
+        match sqlx::query(&sql).bind(site_id).bind(&key).fetch_optional(&mut *c).await? {
+            Some(row) => profile_row(&row)?,
+            None => None,
+        }
+    }))
+}
+
+/// The anonymous ids a person's profile is made of.
+pub async fn anonymous_ids_of(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<Vec<String>, StoreError> {
+    match person {
+        Person::User(u) => identity::anonymous_ids(db, site_id, u).await,
+        Person::Anonymous(a) => Ok(vec![a.clone()]),
+    }
+}
+
+/// The profile JSON the API serves: `userId`, `anonymousIds`, `stage` (overall), `stages`
+/// per category, `affinities`, `cart`, `consent`, `traits`, `firstSeen`, `lastSeen`,
+/// `events`. Stages are read as of `now_ms` (they fade without new evidence).
+pub fn render(row: &ProfileRow, anonymous_ids: &[String], th: &Thresholds, now_ms: i64) -> Value {
+    let profile = decode(&row.state).unwrap_or_else(|| Profile::new(String::new()));
+    let now = (now_ms.max(0) as u64).max(row.last.at);
+    let consent = Policy::default().effective(&profile.consent);
+    let mut view = match serde_json::from_str::<Value>(&profile.view(now, th, consent)) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for k in ["anonymousId", "sessionId", "userId"] {
+        view.remove(k);
+    }
+    view.insert("userId".into(), json!(row.person.user_id()));
+    view.insert("anonymousIds".into(), json!(anonymous_ids));
+    view.insert("firstSeen".into(), json!(to_iso(row.first_seen_ms.max(0) as u64)));
+    view.insert("lastSeen".into(), json!(to_iso(row.last.at)));
+    view.insert("events".into(), json!(row.events));
+    Value::Object(view)
+}
+
+/// The stage of a category (or the overall stage) of a stored profile as of `now_ms`.
+pub fn stage_of(row: &ProfileRow, category: Option<&str>, th: &Thresholds, now_ms: i64) -> Option<&'static str> {
+    let profile = decode(&row.state)?;
+    let now = (now_ms.max(0) as u64).max(row.last.at);
+    match category {
+        Some(c) => profile.categories.get(c).map(|e| e.stage(now, th).name()),
+        None => profile.overall(now, th).map(|s| s.name()),
+    }
+}
