@@ -160,7 +160,7 @@ async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64)
     let refold_users: Vec<String> = refold.iter().filter_map(|p| p.user_id().map(str::to_string)).collect();
     users.extend(refold_users.iter().map(String::as_str));
     let links = identity::links(&mut tx.db(), site_id, &anons, &users).await?;
-    let mut groups: BTreeMap<Person, Vec<&StoredEvent>> = refold.into_iter().map(|p| (p, Vec::new())).collect();
+    let mut groups: BTreeMap<Person, Vec<&StoredEvent>> = refold.iter().map(|p| (p.clone(), Vec::new())).collect();
     for e in events.iter().filter(|e| !is_track(e, STAGE_CHANGED)) {
         if let Some(p) = Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), &links) {
             groups.entry(p).or_default().push(e);
@@ -179,7 +179,9 @@ async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64)
             (a.event.timestamp_ms, &a.event.message_id).cmp(&(b.event.timestamp_ms, &b.event.message_id))
         });
         let resumable = match (&row, &before) {
-            (Some(r), Some((profile, _))) if r.config_tag == config.tag && !new.is_empty() => {
+            (Some(r), Some((profile, _)))
+                if r.config_tag == config.tag && !new.is_empty() && !refold.contains(&person) =>
+            {
                 let folder = Folder::resume(
                     profile.clone(),
                     r.last.clone(),
@@ -206,7 +208,7 @@ async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64)
         }
     }
     if !full.is_empty() {
-        let mut history = histories(&mut tx.db(), site_id, &full, &links).await?;
+        let mut history = histories(&mut tx.db(), site_id, &full).await?;
         for (person, _, folded) in results.iter_mut() {
             if let Some(events) = history.remove(person) {
                 let stored: Vec<Stored<'_>> = events.iter().map(as_stored).collect();
@@ -384,18 +386,20 @@ async fn cached_profiles(
     Ok(rows.into_iter().map(|r| (r.person.key(), r)).collect())
 }
 
-/// The whole histories of these people (derived `Stage Changed` messages left out).
+/// The whole histories of these people (derived `Stage Changed` messages left out): a
+/// user's are their own messages and the anonymous-only messages of every browser linked
+/// to them.
 async fn histories(
     db: &mut Db<'_>,
     site_id: &str,
     persons: &[Person],
-    links: &HashMap<String, String>,
 ) -> Result<HashMap<Person, Vec<StoredEvent>>, StoreError> {
     let wanted: HashSet<&Person> = persons.iter().collect();
     let users: Vec<&str> = persons.iter().filter_map(Person::user_id).collect();
-    let user_set: HashSet<&str> = users.iter().copied().collect();
     let mut anons: Vec<&str> = persons.iter().filter_map(Person::anonymous_id).collect();
-    anons.extend(links.iter().filter(|(_, u)| user_set.contains(u.as_str())).map(|(a, _)| a.as_str()));
+    // Every link of these users, not only those the new messages named.
+    let links = identity::links(db, site_id, &anons, &users).await?;
+    anons.extend(links.iter().filter(|(_, u)| users.contains(&u.as_str())).map(|(a, _)| a.as_str()));
     let rows: Vec<StoredEvent> = on_db!(db, |c, d| {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND COALESCE(event, '') <> '{STAGE_CHANGED}' \
@@ -409,7 +413,7 @@ async fn histories(
     });
     let mut out: HashMap<Person, Vec<StoredEvent>> = HashMap::new();
     for e in rows {
-        if let Some(p) = Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), links) {
+        if let Some(p) = Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), &links) {
             if wanted.contains(&p) {
                 out.entry(p).or_default().push(e);
             }

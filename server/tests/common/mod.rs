@@ -181,6 +181,25 @@ impl TestServer {
         all.into_iter().filter(|e| !is_derived(e)).collect()
     }
 
+    /// A request to `path` with the site's secret key as Bearer token.
+    pub fn secret(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.site.secret_key)
+    }
+
+    /// `GET path` with the secret key: status and JSON.
+    pub async fn secret_get(&self, path: &str) -> (u16, serde_json::Value) {
+        reply(self.secret(reqwest::Method::GET, path).send().await.expect("send")).await
+    }
+
+    /// Sends messages in one batch without `sentAt` (their timestamps are kept as they
+    /// are) and checks the 200.
+    pub async fn send(&self, messages: Vec<serde_json::Value>) -> serde_json::Value {
+        let body = serde_json::json!({ "batch": messages });
+        let (status, json) = reply(self.post("/v1/batch").body(body.to_string()).send().await.expect("send")).await;
+        assert_eq!(status, 200, "{json}");
+        json
+    }
+
     /// Every stored event of the site, derived ones included, in seq order.
     pub async fn all_events(&self) -> Vec<StoredEvent> {
         self.store.events_after(&self.site.id, 0, 100_000).await.expect("read events")
