@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod consent;
 pub mod decay;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod event;

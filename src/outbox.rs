@@ -1,6 +1,6 @@
 //! The outbox: messages waiting to be sent, as Segment-shaped JSON lines. It is bounded
 //! (oldest dropped first, and the drop counted) so that a server that never answers cannot
-//! fill a shopper's storage. Sending is the transport's job (a later issue).
+//! fill a shopper's storage. When and how messages are sent is `delivery`'s concern.
 
 /// Most messages kept.
 pub const MAX_MESSAGES: usize = 500;
@@ -47,6 +47,21 @@ impl Outbox {
     /// The waiting messages, oldest first.
     pub fn messages(&self) -> &[String] {
         &self.items
+    }
+
+    /// Removes the messages with these ids (delivered ones).
+    pub fn remove_ids(&mut self, ids: &[String]) {
+        let mut i = 0;
+        while i < self.items.len() {
+            let id = message_id(&self.items[i]).unwrap_or_default();
+            if ids.iter().any(|x| x == id) {
+                self.bytes -= self.items[i].len();
+                self.items.remove(i);
+                self.ids.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Forgets every message.

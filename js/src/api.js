@@ -19,19 +19,28 @@ const MAX_QUEUE = 1000;
 
 // What the page's calls become once their arguments are checked and turned into JSON text.
 const ops = {
-  page: (c, name, props, options) => c.page(name, props, options),
-  track: (c, event, props, options) => c.track(event, props, options),
-  identify: (c, id, traits, options) => c.identify(id, traits, options),
-  consent: (c, choices) => c.consent(choices),
-  on: (c, name, cb) => c.on(name, cb),
-  off: (c, name, cb) => c.off(name, cb),
+  // One core entry point for most calls, by number (see `Nudge::call` in src/web/api.rs).
+  page: (c, name, props, options) => c.call(0, name, props, options),
+  track: (c, event, props, options) => c.call(1, event, props, options),
+  identify: (c, id, traits, options) => c.call(2, id, traits, options),
+  consent: (c, choices) => c.call(3, undefined, choices),
+  reset: (c) => c.call(4),
+  forget: (c) => c.call(5),
+  on: (c, name, cb) => c.listen(name, cb, true),
+  off: (c, name, cb) => c.listen(name, cb, false),
   flush: (c) => c.flush(),
-  reset: (c) => c.reset(),
-  forget: (c) => c.forget(),
-  navigated: (c) => c.navigated(),
-  reject: (c, method, message) => (c.reject(method, message), false),
-  started: (c) => c.started(),
+  navigated: (c) => c.call(6),
+  started: (c) => c.call(7),
+  reject: (c, method, message) => c.call(8, method, message),
+  delivered: (c, seq, status, retryAfter) => c.delivered(seq, status, retryAfter),
 };
+
+// `Retry-After` in milliseconds: delay-seconds or an HTTP date; 0 when absent or unreadable.
+function retryAfterMs(header) {
+  if (!header) return 0;
+  const ms = /^\d+$/.test(header) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+  return ms > 0 ? ms : 0;
+}
 
 // Thrown by `toJson` and turned into a rejected call by `guard`.
 class NotJson extends Error {}
@@ -99,6 +108,28 @@ export function createApi(load, defaultWasmUrl) {
   }
 
   const reject = (method, message) => run('reject', [method, message]);
+
+  // The core's network: POSTs a batch and hands the answer back as `delivered(seq, status,
+  // retryAfterMs)`, status 0 when there was none. text/plain (with the write key in the
+  // body) keeps it a simple CORS request, with no preflight; once the page is hidden it
+  // goes as a keepalive request, which outlives the page.
+  function send(url, body, seq) {
+    const answer = (status, retryAfter) => run('delivered', [seq, status, retryAfter]);
+    try {
+      fetch(url, {
+        method: 'POST',
+        body,
+        keepalive: document.visibilityState === 'hidden',
+        credentials: 'omit',
+        headers: { 'Content-Type': 'text/plain' },
+      }).then(
+        (r) => answer(r.status, retryAfterMs(r.headers.get('Retry-After'))),
+        () => answer(0, 0),
+      );
+    } catch {
+      Promise.resolve().then(() => answer(0, 0));
+    }
+  }
 
   // Wraps a public method: bad input becomes a rejected call, anything else turns the SDK
   // off; the page never sees an exception.
@@ -171,8 +202,13 @@ export function createApi(load, defaultWasmUrl) {
       bad = e.message;
       text = JSON.stringify({ writeKey: String(options.writeKey || ''), debug });
     }
-    core = new Nudge(text);
+    core = new Nudge(text, send);
     state = 'ready';
+    // Hidden, closing, or back online: store and send now (flush ignores any backoff).
+    const flushNow = () => run('flush', []);
+    window.addEventListener('pagehide', flushNow);
+    window.addEventListener('online', flushNow);
+    document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && flushNow());
     if (options.trackPages !== false) {
       try {
         watchNavigation(() => run('navigated', []));
@@ -236,7 +272,7 @@ export function createApi(load, defaultWasmUrl) {
     consent: guard('consent', (choices) => run('consent', [toJson(choices, 'choices') ?? 'null']), false),
 
     /** The profile view, or null before the SDK is ready. */
-    profile: guard('profile', () => (state === 'ready' ? JSON.parse(core.profile()) : null), null),
+    profile: guard('profile', () => (state === 'ready' ? JSON.parse(core.view(false)) : null), null),
 
     on: guard('on', (name, cb) => {
       if (!EVENTS.includes(name)) return reject('on', `unknown event "${name}"; use ${EVENTS.join(', ')}`);
@@ -261,7 +297,7 @@ export function createApi(load, defaultWasmUrl) {
     forget: guard('forget', () => run('forget', []), false),
 
     /** Outbox, tab role and storage backend, or null before the SDK is ready. */
-    debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.debug_info()) : null), null),
+    debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.view(true)) : null), null),
   };
   return api;
 }

@@ -134,6 +134,10 @@ export interface DebugInfo {
   dropped: number;
   /** Calls made in this tab that the owning tab has not yet applied. */
   pending: number;
+  /** Batches sent to the server and not answered yet. */
+  inFlight: number;
+  /** Failed sends in a row (the backoff grows with them); 0 after a delivered batch. */
+  failures: number;
   [key: string]: Json;
 }
 
@@ -164,7 +168,12 @@ export interface Nudge {
   profile(): Profile | null;
   on<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
   off<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
-  /** Stores pending changes now. Never rejects. */
+  /**
+   * Stores pending changes now and sends every waiting event to the endpoint at once,
+   * ignoring any retry backoff. Resolves once stored and handed to the network (delivery
+   * is confirmed later; events stay in the outbox until the server has taken them).
+   * Never rejects.
+   */
   flush(): Promise<void>;
   /** A new anonymous shopper (for logout). */
   reset(): boolean;

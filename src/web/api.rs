@@ -16,13 +16,15 @@ use wasm_bindgen::prelude::*;
 
 /// How long changes wait before they are stored and broadcast, in milliseconds: calls in
 /// a burst are written once, and `pagehide` writes at once.
-const PERSIST_DELAY_MS: i32 = 50;
+const PERSIST_DELAY_MS: u64 = 50;
 
 struct Inner {
     shell: RefCell<Shell>,
     listeners: RefCell<Listeners>,
+    /// The one timer's callback (store what changed, send what is due), and when it is
+    /// next set to fire (0: not set).
     timer: RefCell<Option<Function>>,
-    armed: Cell<bool>,
+    wake_at: Cell<u64>,
     /// `flush()` promises waiting for the leader election to settle.
     waiters: RefCell<Vec<Function>>,
     /// Problems found while starting, reported by `started()` once listeners exist.
@@ -38,14 +40,15 @@ pub struct Nudge {
 #[wasm_bindgen]
 impl Nudge {
     /// Starts the SDK: reads storage, joins the site's other tabs, tracks the first page.
+    /// `send(url, body, seq)` is the wrapper's POST; its answer comes back in `delivered`.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &str) -> Nudge {
-        let (shell, problems) = Shell::new(options);
+    pub fn new(options: &str, send: Option<Function>) -> Nudge {
+        let (shell, problems) = Shell::new(options, send);
         let inner = Rc::new(Inner {
             shell: RefCell::new(shell),
             listeners: RefCell::new(Listeners::default()),
             timer: RefCell::new(None),
-            armed: Cell::new(false),
+            wake_at: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             problems: RefCell::new(problems),
         });
@@ -56,80 +59,68 @@ impl Nudge {
         nudge
     }
 
-    /// Called by the JS wrapper once the calls queued before loading have been replayed,
-    /// so `on('error')` listeners registered early hear what went wrong while starting.
-    pub fn started(&self) {
-        let problems = match self.inner.problems.try_borrow_mut() {
-            Ok(mut p) => std::mem::take(&mut *p),
-            Err(_) => return,
-        };
-        for message in problems {
-            self.fail("init", message);
+    /// The calls of the JS wrapper, by `op`. One entry point rather than nine keeps the Wasm
+    /// and its glue smaller.
+    /// - 0 to 5: `page(name?, props?, options?)`, `track(event, props?, options?)`,
+    ///   `identify(userId, traits?, options?)`, `consent(choices)` (choices as `props`),
+    ///   `reset()`, `forget()`;
+    /// - 6: the history API or popstate moved the page;
+    /// - 7: the calls queued before loading have been replayed, so `on('error')` listeners
+    ///   registered early now hear what went wrong while starting;
+    /// - 8: an error the wrapper found (props that are not JSON, say): `name` is the method,
+    ///   `props` the message; it takes the same path as the core's own errors.
+    pub fn call(&self, op: u32, name: Option<String>, props: Option<String>, options: Option<String>) -> bool {
+        match op {
+            6 => return self.run("page", |s| s.navigated()),
+            7 => {
+                let problems = match self.inner.problems.try_borrow_mut() {
+                    Ok(mut p) => std::mem::take(&mut *p),
+                    Err(_) => return false,
+                };
+                for message in problems {
+                    self.fail("init", message);
+                }
+                return true;
+            }
+            8 => {
+                self.fail(name.as_deref().unwrap_or(""), props.as_deref().unwrap_or(""));
+                return false;
+            }
+            _ => {}
         }
+        const OPS: [(Kind, &str); 6] = [
+            (Kind::Page, "page"),
+            (Kind::Track, "track"),
+            (Kind::Identify, "identify"),
+            (Kind::Consent, "consent"),
+            (Kind::Reset, "reset"),
+            (Kind::Forget, "forget"),
+        ];
+        let Some(&(kind, method)) = OPS.get(op as usize) else {
+            self.fail("call", "unknown operation");
+            return false;
+        };
+        self.run(method, |s| s.call(kind, name, props, options))
     }
 
-    /// `page(name?, props?, options?)`.
-    pub fn page(&self, name: Option<String>, props: Option<String>, options: Option<String>) -> bool {
-        self.run("page", |s| s.call(Kind::Page, name, props, options))
-    }
-
-    /// `track(event, props?, options?)`.
-    pub fn track(&self, event: String, props: Option<String>, options: Option<String>) -> bool {
-        self.run("track", |s| s.call(Kind::Track, Some(event), props, options))
-    }
-
-    /// `identify(userId, traits?, options?)`.
-    pub fn identify(&self, user_id: String, traits: Option<String>, options: Option<String>) -> bool {
-        self.run("identify", |s| s.call(Kind::Identify, Some(user_id), traits, options))
-    }
-
-    /// `consent({analytics, personalization, marketing})`.
-    pub fn consent(&self, choices: String) -> bool {
-        self.run("consent", |s| s.call(Kind::Consent, None, Some(choices), None))
-    }
-
-    /// `reset()`: a new anonymous shopper.
-    pub fn reset(&self) -> bool {
-        self.run("reset", |s| s.call(Kind::Reset, None, None, None))
-    }
-
-    /// `forget()`: wipes local data and asks the server to erase the shopper.
-    pub fn forget(&self) -> bool {
-        self.run("forget", |s| s.call(Kind::Forget, None, None, None))
-    }
-
-    /// The history API or popstate moved the page (called by the JS wrapper's hooks).
-    pub fn navigated(&self) -> bool {
-        self.run("page", |s| s.navigated())
-    }
-
-    /// `profile()`: the profile view as JSON text, computed now without any I/O.
-    pub fn profile(&self) -> String {
+    /// `profile()` (`debug` false: the profile view) or `debug()` (`debug` true: outbox,
+    /// delivery, role and storage), as JSON text computed now without any I/O.
+    pub fn view(&self, debug: bool) -> String {
         match self.inner.shell.try_borrow() {
+            Ok(s) if debug => s.debug_info(),
             Ok(s) => s.engine.profile_json(env::now()),
             Err(_) => String::from("null"),
         }
     }
 
-    /// `debug()`: outbox, role and storage as JSON text.
-    pub fn debug_info(&self) -> String {
-        match self.inner.shell.try_borrow() {
-            Ok(s) => s.debug_info(),
-            Err(_) => String::from("null"),
-        }
-    }
-
-    /// `on(name, cb)`: `stage`, `change` or `error`.
-    pub fn on(&self, name: &str, cb: Function) {
+    /// `on(name, cb)` (`add` true) or `off(name, cb)`, for `stage`, `change` or `error`.
+    pub fn listen(&self, name: &str, cb: Function, add: bool) {
         if let Ok(mut l) = self.inner.listeners.try_borrow_mut() {
-            l.add(name, cb);
-        }
-    }
-
-    /// `off(name, cb)`.
-    pub fn off(&self, name: &str, cb: Function) {
-        if let Ok(mut l) = self.inner.listeners.try_borrow_mut() {
-            l.remove(name, &cb);
+            if add {
+                l.add(name, cb);
+            } else {
+                l.remove(name, &cb);
+            }
         }
     }
 
@@ -139,6 +130,7 @@ impl Nudge {
     pub fn flush(&self) -> Promise {
         if !self.inner.shell.try_borrow().is_ok_and(|s| s.electing) {
             flush(&self.inner);
+            deliver(&self.inner, true);
             return Promise::resolve(&JsValue::UNDEFINED);
         }
         let inner = self.inner.clone();
@@ -149,10 +141,13 @@ impl Nudge {
         })
     }
 
-    /// Reports an error found by the JS wrapper (for example, props that are not JSON)
-    /// through the same path as the core's own errors.
-    pub fn reject(&self, method: &str, message: &str) {
-        self.fail(method, message);
+    /// The server's answer to batch `seq` (status 0 when there was none; `Retry-After` in ms).
+    pub fn delivered(&self, seq: u32, status: u16, retry_after_ms: f64) {
+        if let Ok(mut s) = self.inner.shell.try_borrow_mut() {
+            s.delivered(seq, status, retry_after_ms);
+        }
+        arm(&self.inner);
+        deliver(&self.inner, false);
     }
 }
 
@@ -175,6 +170,7 @@ impl Nudge {
                     s.log_parts(&[method, " accepted"]);
                 }
                 arm(&self.inner);
+                deliver(&self.inner, false);
                 self.dispatch(notes);
                 true
             }
@@ -203,28 +199,15 @@ impl Nudge {
             let weak = weak.clone();
             move || {
                 if let Some(inner) = weak.upgrade() {
-                    inner.armed.set(false);
+                    inner.wake_at.set(0);
                     flush(&inner);
+                    deliver(&inner, false);
                 }
             }
         });
         *self.inner.timer.borrow_mut() = Some(timer.into_js_value().unchecked_into());
-
-        let hide = Closure::<dyn FnMut(JsValue)>::new({
-            let weak = weak.clone();
-            move |_: JsValue| {
-                if let Some(inner) = weak.upgrade() {
-                    flush(&inner);
-                }
-            }
-        })
-        .into_js_value();
-        if let Some(w) = web_sys::window() {
-            let _ = w.add_event_listener_with_callback("pagehide", hide.unchecked_ref());
-            if let Some(d) = w.document() {
-                let _ = d.add_event_listener_with_callback("visibilitychange", hide.unchecked_ref());
-            }
-        }
+        // Page hidden or closing, and back online, are the JS wrapper's to notice: it calls
+        // `flush()`, which stores and sends at once.
 
         let name = {
             let s = self.inner.shell.borrow();
@@ -246,6 +229,7 @@ impl Nudge {
                 };
                 arm(&inner);
                 settle(&inner);
+                deliver(&inner, false);
                 dispatch(&inner, notes);
             }
         })
@@ -261,6 +245,7 @@ impl Nudge {
                     }
                     arm(&inner);
                     settle(&inner);
+                    deliver(&inner, false);
                     // The profile may now be the stored one, and the tab's role changed.
                     dispatch(&inner, vec![Note::Change]);
                 }
@@ -293,15 +278,35 @@ impl Nudge {
     }
 }
 
-/// Arms the persist timer when there is something to store and it is not armed yet.
-fn arm(inner: &Rc<Inner>) {
-    if inner.armed.get() || !inner.shell.try_borrow().is_ok_and(|s| s.is_dirty()) {
+/// Sets the timer to store soon when something changed.
+fn arm(inner: &Inner) {
+    if inner.shell.try_borrow().is_ok_and(|s| s.is_dirty()) {
+        wake(inner, env::now() + PERSIST_DELAY_MS);
+    }
+}
+
+/// Sends what is due and sets the timer for the next delivery check.
+fn deliver(inner: &Inner, urgent: bool) {
+    let next = match inner.shell.try_borrow_mut() {
+        Ok(mut s) => s.deliver(urgent),
+        Err(_) => return,
+    };
+    if let Some(at) = next {
+        wake(inner, at);
+    }
+}
+
+/// Makes sure the timer fires by `at` (epoch ms).
+fn wake(inner: &Inner, at: u64) {
+    let set = inner.wake_at.get();
+    if set != 0 && set <= at {
         return;
     }
     let Some(w) = web_sys::window() else { return };
     if let Some(f) = inner.timer.borrow().as_ref() {
-        if w.set_timeout_with_callback_and_timeout_and_arguments_0(f, PERSIST_DELAY_MS).is_ok() {
-            inner.armed.set(true);
+        let delay = at.saturating_sub(env::now()).min(i32::MAX as u64) as i32;
+        if w.set_timeout_with_callback_and_timeout_and_arguments_0(f, delay).is_ok() {
+            inner.wake_at.set(at.max(1));
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::env;
 use super::storage::{Kind as StorageKind, Storage};
 use crate::codec::optional;
+use crate::delivery::{Delivery, Outcome};
 use crate::engine::{Engine, Input, Kind, Outputs, Settings};
 use crate::error::Error;
 use crate::json::{push_field, push_key, push_uint};
@@ -13,6 +14,7 @@ use crate::message::PageInfo;
 use crate::outbox::Outbox;
 use crate::profile::Loaded;
 use crate::tabs::{Role, TabSync};
+use wasm_bindgen::JsValue;
 
 const PROFILE: &str = "profile";
 const OUTBOX: &str = "outbox";
@@ -36,6 +38,8 @@ pub struct ShellOptions {
     pub debug: bool,
     /// Track a page view on load and on SPA navigation (default true).
     pub track_pages: bool,
+    /// Where batches go: `{endpoint}/v1/batch`. Empty: messages wait in the outbox.
+    pub endpoint: String,
     /// Some option had the wrong type.
     pub bad: bool,
 }
@@ -57,10 +61,24 @@ impl ShellOptions {
             bad = true;
             None
         });
+        let mut endpoint: String = optional(&v, "endpoint")
+            .unwrap_or_else(|_| {
+                bad = true;
+                None
+            })
+            .unwrap_or_default();
+        if !(endpoint.is_empty() || endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            bad = true;
+            endpoint.clear();
+        }
+        while endpoint.ends_with('/') {
+            endpoint.pop();
+        }
         ShellOptions {
             write_key: write_key.unwrap_or_default(),
             debug: debug.unwrap_or(false),
             track_pages: track_pages.unwrap_or(true),
+            endpoint,
             bad,
         }
     }
@@ -82,6 +100,13 @@ pub struct Shell {
     pub channel: Option<web_sys::BroadcastChannel>,
     /// The leader lock was asked for and no leader is known yet: `flush()` waits.
     pub electing: bool,
+    /// When and what to send (only the tab that owns the profile sends).
+    pub delivery: Delivery,
+    /// `{endpoint}/v1/batch`, or empty when no endpoint was given.
+    batch_url: String,
+    /// The JS wrapper's `send(url, body, seq)`: a POST whose answer comes back through
+    /// `Nudge::delivered`.
+    send: Option<js_sys::Function>,
     write_key: String,
     page: PageInfo,
     last_page: String,
@@ -91,7 +116,7 @@ pub struct Shell {
 impl Shell {
     /// Builds the state from `init` options and what storage holds.
     /// Also returns the problems found on the way, as messages for `init` errors.
-    pub fn new(options: &str) -> (Shell, Vec<&'static str>) {
+    pub fn new(options: &str, send: Option<js_sys::Function>) -> (Shell, Vec<&'static str>) {
         let mut problems = Vec::new();
         let shell_opts = ShellOptions::read(options);
         let (ua, locale, gpc) = env::navigator_facts();
@@ -129,6 +154,9 @@ impl Shell {
             track_pages: shell_opts.track_pages,
             channel: None,
             electing: false,
+            delivery: Delivery::default(),
+            batch_url: if shell_opts.endpoint.is_empty() { String::new() } else { shell_opts.endpoint + "/v1/batch" },
+            send,
             write_key,
             page: env::page(),
             last_page: String::new(),
@@ -243,6 +271,50 @@ impl Shell {
         }
     }
 
+    /// Sends what is due (everything waiting when `urgent`: page hidden, `flush()`), and
+    /// returns when to look again. Only the tab that owns the profile sends, and only with
+    /// analytics consent; without an endpoint messages wait in the outbox.
+    pub fn deliver(&mut self, urgent: bool) -> Option<u64> {
+        if self.sync.role == Role::Follower || !self.engine.may_store() || self.batch_url.is_empty() {
+            return None;
+        }
+        let send = self.send.as_ref()?;
+        let now = env::now();
+        self.delivery.observe(&self.engine.outbox, now);
+        while let Some(batch) = self.delivery.take(&self.engine.outbox, &self.write_key, now, urgent) {
+            let sent = send.call3(
+                &JsValue::UNDEFINED,
+                &JsValue::from_str(&self.batch_url),
+                &JsValue::from_str(&batch.body),
+                &JsValue::from(batch.seq),
+            );
+            if sent.is_err() {
+                // The wrapper's send never throws; if it did, treat it as no network.
+                self.delivery.settle(
+                    &mut self.engine.outbox,
+                    batch.seq,
+                    Outcome::Retry(None),
+                    now,
+                    js_sys::Math::random(),
+                );
+                break;
+            }
+        }
+        self.delivery.next_check(&self.engine.outbox)
+    }
+
+    /// The server's answer to batch `seq` (status 0: no answer).
+    pub fn delivered(&mut self, seq: u32, status: u16, retry_after_ms: f64) {
+        let retry_after = (retry_after_ms.is_finite() && retry_after_ms > 0.0).then_some(retry_after_ms as u64);
+        let outcome = Outcome::of(status, retry_after);
+        self.delivery.settle(&mut self.engine.outbox, seq, outcome, env::now(), js_sys::Math::random());
+        if outcome == Outcome::Done {
+            self.dirty = true;
+        } else {
+            self.log_parts(&["sending failed; will retry"]);
+        }
+    }
+
     fn wipe(&mut self) {
         self.storage.wipe(&[PROFILE, OUTBOX]);
         self.log_parts(&["stored data wiped"]);
@@ -315,6 +387,10 @@ impl Shell {
         push_uint(&mut s, self.engine.outbox.dropped);
         push_key(&mut s, "pending");
         push_uint(&mut s, self.sync.pending() as u64);
+        push_key(&mut s, "inFlight");
+        push_uint(&mut s, self.delivery.in_flight() as u64);
+        push_key(&mut s, "failures");
+        push_uint(&mut s, u64::from(self.delivery.attempts()));
         s.push('}');
         s
     }
