@@ -37,7 +37,18 @@ fn help_lists_flags_and_variables() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["serve", "site create", "--listen", "NUDGE_LISTEN", "--db", "DATABASE_URL", "--origin", "--key-rate"] {
+    for word in [
+        "serve",
+        "site create",
+        "site config",
+        "--site",
+        "--listen",
+        "NUDGE_LISTEN",
+        "--db",
+        "DATABASE_URL",
+        "--origin",
+        "--key-rate",
+    ] {
         assert!(text.contains(word), "--help lacks {word}");
     }
     let out = Command::new(BIN).args(["serve", "--no-such-flag"]).output().unwrap();
@@ -70,6 +81,24 @@ async fn site_create_then_serve(backend: Backend) {
 
     let bad = nudge(&db).args(["site", "create", "--name", "X", "--origin", "shop.example"]).output().unwrap();
     assert!(!bad.status.success());
+
+    // site config: set thresholds from a file, then print them.
+    let file = std::env::temp_dir().join(format!("nudge-thresholds-{id}.json"));
+    std::fs::write(&file, r#"{"thresholds": {"decision_days": 5}}"#).unwrap();
+    let out = nudge(&db).args(["site", "config", "--site", id, "--file"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["overrides"], serde_json::json!({"decision_days": 5}));
+    let out = nudge(&db).args(["site", "config", "--site", id]).output().unwrap();
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&printed["thresholds"]["decision_days"], &printed["thresholds"]["consideration_views"]),
+        (&serde_json::json!(5), &serde_json::json!(3))
+    );
+    std::fs::write(&file, r#"{"decision_dayz": 5}"#).unwrap();
+    assert!(!nudge(&db).args(["site", "config", "--site", id, "--file"]).arg(&file).output().unwrap().status.success());
+    assert!(!nudge(&db).args(["site", "config", "--site", "site_nope"]).output().unwrap().status.success());
+    let _ = std::fs::remove_file(&file);
 
     let mut child = nudge(&db).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();

@@ -413,6 +413,10 @@ async fn erased_people_stay_erased(backend: Backend) {
     assert_eq!(srv.secret_get("/v1/profiles/er-user").await.0, 404);
     assert_eq!(srv.secret_get("/v1/profiles/anonymous/er-a").await.0, 404);
     assert_eq!(srv.secret_get("/v1/profiles/anonymous/fresh").await.0, 200);
+    let (status, json) = reply(srv.secret(Method::DELETE, "/v1/profiles/anonymous/fresh").send().await.unwrap()).await;
+    assert_eq!((status, &json["anonymousIds"], &json["userId"]), (200, &json!(["fresh"]), &Value::Null), "{json}");
+    assert!(json["events"].as_u64().unwrap() >= 1);
+    assert_eq!(srv.secret_get("/v1/profiles/anonymous/fresh").await.0, 404);
 
     // forget() in one browser: that browser's data goes; the user keeps the other's.
     srv.send(vec![
