@@ -226,6 +226,27 @@ impl Engine {
         how
     }
 
+    /// Absorbs the server's answer to a profile read-back (`GET /v1/profile`, JSON whose
+    /// `state` is the user's stored profile merged across devices): see `absorb`. Stage
+    /// changes it causes are returned for `on('stage')` listeners but not queued as events:
+    /// the server found them first. An answer for another user is ignored.
+    pub fn absorb_remote(&mut self, text: &str, now: Millis) -> Result<Outputs, Error> {
+        let v = crate::json_value::parse(text, MAX_STATE_DEPTH).map_err(|_| Error::BadJson)?;
+        let remote = Profile::read(field(&v, "state")).ok_or(Error::BadJson)?;
+        let mut out = Outputs::default();
+        if self.profile.user_id.is_none() || remote.user_id != self.profile.user_id {
+            return Ok(out);
+        }
+        let th = self.settings.thresholds.clone();
+        crate::absorb::absorb(&mut self.profile, &remote, now, &th);
+        for (cat, ev) in self.profile.categories.iter_mut() {
+            if let Some((from, to)) = ev.settle(now, &th) {
+                out.stage_changes.push(StageChange { category: cat.clone(), from, to });
+            }
+        }
+        Ok(out)
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings

@@ -6,6 +6,7 @@
 //! server links the same core, so browser and backend agree on what a profile means.
 //! ARCHITECTURE.md maps each concept to its module.
 
+pub mod absorb;
 pub mod affinity;
 pub mod cart;
 pub mod codec;

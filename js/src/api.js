@@ -32,7 +32,7 @@ const ops = {
   navigated: (c) => c.call(6),
   started: (c) => c.call(7),
   reject: (c, method, message) => c.call(8, method, message),
-  delivered: (c, seq, status, retryAfter) => c.delivered(seq, status, retryAfter),
+  delivered: (c, seq, status, retryAfter, text) => c.delivered(seq, status, retryAfter, text),
 };
 
 // `Retry-After` in milliseconds: delay-seconds or an HTTP date; 0 when absent or unreadable.
@@ -109,21 +109,26 @@ export function createApi(load, defaultWasmUrl) {
 
   const reject = (method, message) => run('reject', [method, message]);
 
-  // The core's network: POSTs a batch and hands the answer back as `delivered(seq, status,
-  // retryAfterMs)`, status 0 when there was none. text/plain (with the write key in the
-  // body) keeps it a simple CORS request, with no preflight; once the page is hidden it
-  // goes as a keepalive request, which outlives the page.
+  // The core's network: POSTs a batch (or GETs the profile read-back when body is null)
+  // and hands the answer back as `delivered(seq, status, retryAfterMs, text)`, status 0
+  // when there was none. text/plain (with the write key in the body) keeps it a simple
+  // CORS request, with no preflight; once the page is hidden it goes as a keepalive
+  // request, which outlives the page.
   function send(url, body, seq) {
-    const answer = (status, retryAfter) => run('delivered', [seq, status, retryAfter]);
+    const answer = (status, retryAfter, text) => run('delivered', [seq, status, retryAfter, text]);
+    const post = body != null;
     try {
       fetch(url, {
-        method: 'POST',
+        method: post ? 'POST' : 'GET',
         body,
-        keepalive: document.visibilityState === 'hidden',
+        keepalive: post && document.visibilityState === 'hidden',
         credentials: 'omit',
-        headers: { 'Content-Type': 'text/plain' },
+        headers: post ? { 'Content-Type': 'text/plain' } : {},
       }).then(
-        (r) => answer(r.status, retryAfterMs(r.headers.get('Retry-After'))),
+        (r) =>
+          post
+            ? answer(r.status, retryAfterMs(r.headers.get('Retry-After')))
+            : r.text().then((t) => answer(r.status, 0, t), () => answer(0, 0)),
         () => answer(0, 0),
       );
     } catch {

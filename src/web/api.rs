@@ -141,13 +141,16 @@ impl Nudge {
         })
     }
 
-    /// The server's answer to batch `seq` (status 0 when there was none; `Retry-After` in ms).
-    pub fn delivered(&self, seq: u32, status: u16, retry_after_ms: f64) {
-        if let Ok(mut s) = self.inner.shell.try_borrow_mut() {
-            s.delivered(seq, status, retry_after_ms);
-        }
+    /// The server's answer to request `seq` (status 0 when there was none; `Retry-After` in
+    /// ms; the body's text for the profile read-back, request 0).
+    pub fn delivered(&self, seq: u32, status: u16, retry_after_ms: f64, text: Option<String>) {
+        let notes = match self.inner.shell.try_borrow_mut() {
+            Ok(mut s) => s.delivered(seq, status, retry_after_ms, text),
+            Err(_) => return,
+        };
         arm(&self.inner);
         deliver(&self.inner, false);
+        self.dispatch(notes);
     }
 }
 

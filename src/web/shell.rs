@@ -102,10 +102,10 @@ pub struct Shell {
     pub electing: bool,
     /// When and what to send (only the tab that owns the profile sends).
     pub delivery: Delivery,
-    /// `{endpoint}/v1/batch`, or empty when no endpoint was given.
-    batch_url: String,
-    /// The JS wrapper's `send(url, body, seq)`: a POST whose answer comes back through
-    /// `Nudge::delivered`.
+    /// The server's base URL, or empty when no endpoint was given.
+    endpoint: String,
+    /// The JS wrapper's `send(url, body, seq)`: a POST (a GET when `body` is null) whose
+    /// answer comes back through `Nudge::delivered`.
     send: Option<js_sys::Function>,
     write_key: String,
     page: PageInfo,
@@ -155,7 +155,7 @@ impl Shell {
             channel: None,
             electing: false,
             delivery: Delivery::default(),
-            batch_url: if shell_opts.endpoint.is_empty() { String::new() } else { shell_opts.endpoint + "/v1/batch" },
+            endpoint: shell_opts.endpoint,
             send,
             write_key,
             page: env::page(),
@@ -197,6 +197,9 @@ impl Shell {
         let (out, forward) = self.sync.local(&mut self.engine, input)?;
         if let Some(text) = forward {
             self.post(&text);
+        }
+        if kind == Kind::Identify {
+            self.read_back();
         }
         Ok(self.outputs(out))
     }
@@ -275,20 +278,14 @@ impl Shell {
     /// returns when to look again. Only the tab that owns the profile sends, and only with
     /// analytics consent; without an endpoint messages wait in the outbox.
     pub fn deliver(&mut self, urgent: bool) -> Option<u64> {
-        if self.sync.role == Role::Follower || !self.engine.may_store() || self.batch_url.is_empty() {
+        if self.sync.role == Role::Follower || !self.engine.may_store() || self.endpoint.is_empty() {
             return None;
         }
-        let send = self.send.as_ref()?;
         let now = env::now();
         self.delivery.observe(&self.engine.outbox, now);
+        let url = [&self.endpoint, "/v1/batch"].concat();
         while let Some(batch) = self.delivery.take(&self.engine.outbox, &self.write_key, now, urgent) {
-            let sent = send.call3(
-                &JsValue::UNDEFINED,
-                &JsValue::from_str(&self.batch_url),
-                &JsValue::from_str(&batch.body),
-                &JsValue::from(batch.seq),
-            );
-            if sent.is_err() {
+            if !self.request(&url, Some(&batch.body), batch.seq) {
                 // The wrapper's send never throws; if it did, treat it as no network.
                 self.delivery.settle(
                     &mut self.engine.outbox,
@@ -303,8 +300,48 @@ impl Shell {
         self.delivery.next_check(&self.engine.outbox)
     }
 
-    /// The server's answer to batch `seq` (status 0: no answer).
-    pub fn delivered(&mut self, seq: u32, status: u16, retry_after_ms: f64) {
+    /// Hands a request to the JS wrapper (a GET when `body` is None); false if it threw.
+    fn request(&self, url: &str, body: Option<&str>, seq: u32) -> bool {
+        let Some(send) = &self.send else { return false };
+        let body = body.map_or(JsValue::NULL, JsValue::from_str);
+        send.call3(&JsValue::UNDEFINED, &JsValue::from_str(url), &body, &JsValue::from(seq)).is_ok()
+    }
+
+    /// After `identify` with a `userHash`: asks the server for the user's profile merged
+    /// across devices (answered as request 0 in `delivered`).
+    fn read_back(&self) {
+        let p = &self.engine.profile;
+        let (Some(user), Some(hash)) = (&p.user_id, &p.user_hash) else { return };
+        if self.endpoint.is_empty() || !self.engine.may_store() {
+            return;
+        }
+        let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
+        let url = [
+            &self.endpoint,
+            "/v1/profile?writeKey=",
+            &enc(&self.write_key),
+            "&userId=",
+            &enc(user),
+            "&userHash=",
+            &enc(hash),
+        ]
+        .concat();
+        self.request(&url, None, 0);
+    }
+
+    /// The server's answer to request `seq` (status 0: no answer): a batch, or (0) the
+    /// profile read-back, whose merged profile is absorbed here.
+    pub fn delivered(&mut self, seq: u32, status: u16, retry_after_ms: f64, text: Option<String>) -> Vec<Note> {
+        if seq == 0 {
+            if status != 200 {
+                self.log_parts(&["profile read-back refused or failed"]);
+                return Vec::new();
+            }
+            return match self.engine.absorb_remote(text.as_deref().unwrap_or(""), env::now()) {
+                Ok(out) => self.outputs(out),
+                Err(_) => Vec::new(),
+            };
+        }
         let retry_after = (retry_after_ms.is_finite() && retry_after_ms > 0.0).then_some(retry_after_ms as u64);
         let outcome = Outcome::of(status, retry_after);
         self.delivery.settle(&mut self.engine.outbox, seq, outcome, env::now(), js_sys::Math::random());
@@ -313,6 +350,7 @@ impl Shell {
         } else {
             self.log_parts(&["sending failed; will retry"]);
         }
+        Vec::new()
     }
 
     fn wipe(&mut self) {
