@@ -52,10 +52,10 @@ pub async fn erased_among(
     }
     let rows: Vec<(String, String)> = on_db!(db, |c, d| {
         let sql = format!(
-            "SELECT kind, id FROM erasures WHERE site_id = $1 AND \
-             ((kind = 'user' AND id IN {}) OR (kind = 'anonymous' AND id IN {}))",
-            d.list("$2"),
-            d.list("$3")
+            "SELECT kind, id FROM erasures WHERE site_id = $1 AND kind = 'user' AND {} \
+             UNION ALL SELECT kind, id FROM erasures WHERE site_id = $1 AND kind = 'anonymous' AND {}",
+            d.is_in("id", "$2"),
+            d.is_in("id", "$3")
         );
         sqlx::query(&sql)
             .bind(site_id)
@@ -140,8 +140,8 @@ pub async fn erase_user(
     let mut db = tx.db();
     let events = on_db!(&mut db, |c, d| {
         let sql = format!(
-            "DELETE FROM events WHERE site_id = $1 AND (user_id = $2 OR (user_id IS NULL AND anonymous_id IN {}))",
-            d.list("$3")
+            "DELETE FROM events WHERE site_id = $1 AND (user_id = $2 OR (user_id IS NULL AND {}))",
+            d.is_in("anonymous_id", "$3")
         );
         sqlx::query(&sql).bind(site_id).bind(user_id).bind(json_list(&anons)).execute(&mut *c).await?.rows_affected()
     });

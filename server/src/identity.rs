@@ -107,10 +107,10 @@ pub async fn links(
     }
     let rows: Vec<(String, String)> = on_db!(db, |c, d| {
         let sql = format!(
-            "SELECT anonymous_id, user_id FROM identities WHERE site_id = $1 \
-             AND (anonymous_id IN {} OR user_id IN {})",
-            d.list("$2"),
-            d.list("$3")
+            "SELECT anonymous_id, user_id FROM identities WHERE site_id = $1 AND {} \
+             UNION SELECT anonymous_id, user_id FROM identities WHERE site_id = $1 AND {}",
+            d.is_in("anonymous_id", "$2"),
+            d.is_in("user_id", "$3")
         );
         sqlx::query(&sql)
             .bind(site_id)

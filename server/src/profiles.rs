@@ -27,7 +27,7 @@ use crate::hmac::hex;
 use crate::identity::{self, Person};
 use crate::site_config;
 use crate::store::EVENT_COLUMNS;
-use crate::store::{json_list, on_db, stored_event, Db, NewEvent, Store, StoreError, StoredEvent, WriteTx};
+use crate::store::{json_list, on_db, stored_event, Db, Dialect, NewEvent, Store, StoreError, StoredEvent, WriteTx};
 
 /// The event the SDK's `forget()` sends: erase this browser's data.
 pub const ERASURE_REQUESTED: &str = "Erasure Requested";
@@ -218,8 +218,10 @@ async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64)
         outcome.full_folds = full.len();
     }
 
-    // Write the profiles and the stage changes found.
+    // Write the profiles and the stage changes found, one statement each.
     let mut gone = Vec::new();
+    let mut rows = Vec::new();
+    let mut derived = Vec::new();
     for (person, before, folded) in &results {
         outcome.persons += 1;
         let Some(last) = &folded.last else {
@@ -227,12 +229,11 @@ async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64)
             continue;
         };
         let changes = stage_changes(before.as_ref().map(|(p, at)| (p, *at)), (&folded.profile, last.at), th);
-        for change in &changes {
-            let e = stage_event(person, change, last, now_ms);
-            outcome.stage_changes += insert_event(&mut tx.db(), site_id, &e).await? as usize;
-        }
-        upsert(&mut tx.db(), site_id, person, folded, &config.tag, now_ms).await?;
+        derived.extend(changes.iter().map(|change| stage_event(person, change, last, now_ms)));
+        rows.push(upsert_row(person, folded));
     }
+    outcome.stage_changes = insert_events(&mut tx.db(), site_id, &derived).await? as usize;
+    upsert(&mut tx.db(), site_id, &rows, &config.tag, now_ms).await?;
     delete_profiles(&mut tx.db(), site_id, &gone).await?;
     Ok(outcome)
 }
@@ -315,8 +316,8 @@ fn stage_event(person: &Person, change: &StageChange, trigger: &Key, now_ms: i64
 async fn events_by_seq(db: &mut Db<'_>, site_id: &str, seqs: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
     Ok(on_db!(db, |c, d| {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND seq IN {} ORDER BY seq",
-            d.int_list("$2")
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND {} ORDER BY seq",
+            d.is_in_int("seq", "$2")
         );
         let rows = sqlx::query(&sql).bind(site_id).bind(json_list(seqs)).fetch_all(&mut *c).await?;
         rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?
@@ -329,7 +330,7 @@ pub async fn delete_events(db: &mut Db<'_>, site_id: &str, seqs: &[i64]) -> Resu
         return Ok(());
     }
     on_db!(db, |c, d| {
-        let sql = format!("DELETE FROM events WHERE site_id = $1 AND seq IN {}", d.int_list("$2"));
+        let sql = format!("DELETE FROM events WHERE site_id = $1 AND {}", d.is_in_int("seq", "$2"));
         sqlx::query(&sql).bind(site_id).bind(json_list(seqs)).execute(&mut *c).await?.rows_affected()
     });
     Ok(())
@@ -341,32 +342,43 @@ pub async fn delete_profiles(db: &mut Db<'_>, site_id: &str, keys: &[String]) ->
         return Ok(());
     }
     on_db!(db, |c, d| {
-        let sql = format!("DELETE FROM profiles WHERE site_id = $1 AND person_id IN {}", d.list("$2"));
+        let sql = format!("DELETE FROM profiles WHERE site_id = $1 AND {}", d.is_in("person_id", "$2"));
         sqlx::query(&sql).bind(site_id).bind(json_list(keys)).execute(&mut *c).await?.rows_affected()
     });
     Ok(())
 }
 
-async fn insert_event(db: &mut Db<'_>, site_id: &str, e: &NewEvent) -> Result<bool, StoreError> {
-    let done = on_db!(db, |c, _d| {
-        sqlx::query(
-            "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (site_id, message_id) DO NOTHING",
-        )
-        .bind(site_id)
-        .bind(&e.message_id)
-        .bind(e.kind)
-        .bind(&e.event)
-        .bind(&e.user_id)
-        .bind(&e.anonymous_id)
-        .bind(e.timestamp_ms)
-        .bind(e.received_ms)
-        .bind(&e.body)
-        .execute(&mut *c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done > 0)
+/// Stores messages the server made, in one statement; returns how many were new.
+async fn insert_events(db: &mut Db<'_>, site_id: &str, events: &[NewEvent]) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({"m": e.message_id, "t": e.kind, "e": e.event, "u": e.user_id, "a": e.anonymous_id,
+                   "ts": e.timestamp_ms, "r": e.received_ms, "b": e.body})
+        })
+        .collect();
+    let source = |d: Dialect| match d {
+        Dialect::Sqlite => {
+            "SELECT $1, json_extract(value, '$.m'), json_extract(value, '$.t'), json_extract(value, '$.e'), \
+             json_extract(value, '$.u'), json_extract(value, '$.a'), json_extract(value, '$.ts'), \
+             json_extract(value, '$.r'), json_extract(value, '$.b') FROM json_each($2) WHERE true"
+        }
+        Dialect::Postgres => {
+            "SELECT $1, x.m, x.t, x.e, x.u, x.a, x.ts, x.r, x.b FROM jsonb_to_recordset($2::jsonb) \
+             AS x (m text, t text, e text, u text, a text, ts bigint, r bigint, b text)"
+        }
+    };
+    Ok(on_db!(db, |c, d| {
+        let sql = format!(
+            "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, \
+             received_ms, body) {} ON CONFLICT (site_id, message_id) DO NOTHING",
+            source(d)
+        );
+        sqlx::query(&sql).bind(site_id).bind(Value::Array(rows).to_string()).execute(&mut *c).await?.rows_affected()
+    }))
 }
 
 async fn cached_profiles(
@@ -379,7 +391,7 @@ async fn cached_profiles(
     }
     let rows: Vec<ProfileRow> = on_db!(db, |c, d| {
         let sql =
-            format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE site_id = $1 AND person_id IN {}", d.list("$2"));
+            format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE site_id = $1 AND {}", d.is_in("person_id", "$2"));
         let rows = sqlx::query(&sql).bind(site_id).bind(json_list(keys)).fetch_all(&mut *c).await?;
         rows.iter().map(profile_row).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?
     });
@@ -402,10 +414,12 @@ async fn histories(
     anons.extend(links.iter().filter(|(_, u)| users.contains(&u.as_str())).map(|(a, _)| a.as_str()));
     let rows: Vec<StoredEvent> = on_db!(db, |c, d| {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND COALESCE(event, '') <> '{STAGE_CHANGED}' \
-             AND ((user_id IS NULL AND anonymous_id IN {}) OR user_id IN {})",
-            d.list("$2"),
-            d.list("$3")
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND user_id IS NULL AND {} \
+             AND COALESCE(event, '') <> '{STAGE_CHANGED}' \
+             UNION ALL SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND {} \
+             AND COALESCE(event, '') <> '{STAGE_CHANGED}'",
+            d.is_in("anonymous_id", "$2"),
+            d.is_in("user_id", "$3")
         );
         let rows =
             sqlx::query(&sql).bind(site_id).bind(json_list(&anons)).bind(json_list(&users)).fetch_all(&mut *c).await?;
@@ -422,43 +436,58 @@ async fn histories(
     Ok(out)
 }
 
+/// A profile to write, as [`upsert`] reads it.
+fn upsert_row(person: &Person, folded: &Folded) -> Value {
+    let (at, id) = folded.last.as_ref().map_or((0, ""), |k| (k.at, k.message_id.as_str()));
+    json!({
+        "p": person.key(), "u": person.user_id(), "a": person.anonymous_id(),
+        "s": folded.profile.encode(), "la": at as i64, "lm": id, "f": folded.first_at as i64,
+        "n": folded.events as i64, "c": folded.profile.cart.value(),
+    })
+}
+
+/// Writes profiles made by [`upsert_row`], in one statement.
 async fn upsert(
     db: &mut Db<'_>,
     site_id: &str,
-    person: &Person,
-    folded: &Folded,
+    rows: &[Value],
     config_tag: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some(last) = &folded.last else { return Ok(()) };
-    let state = folded.profile.encode();
-    let cart_value = folded.profile.cart.value();
-    on_db!(db, |c, _d| {
-        sqlx::query(
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let source = |d: Dialect| match d {
+        Dialect::Sqlite => {
+            "SELECT $1, json_extract(value, '$.p'), json_extract(value, '$.u'), json_extract(value, '$.a'), \
+             json_extract(value, '$.s'), json_extract(value, '$.la'), json_extract(value, '$.lm'), \
+             json_extract(value, '$.f'), json_extract(value, '$.n'), json_extract(value, '$.c'), $2, $3 \
+             FROM json_each($4) WHERE true"
+        }
+        Dialect::Postgres => {
+            "SELECT $1, x.p, x.u, x.a, x.s, x.la, x.lm, x.f, x.n, x.c, $2, $3 FROM jsonb_to_recordset($4::jsonb) \
+             AS x (p text, u text, a text, s text, la bigint, lm text, f bigint, n bigint, c float8)"
+        }
+    };
+    on_db!(db, |c, d| {
+        let sql = format!(
             "INSERT INTO profiles (site_id, person_id, user_id, anonymous_id, state, last_at, last_message_id, \
-             first_seen_ms, events, cart_value, config_tag, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             first_seen_ms, events, cart_value, config_tag, updated_ms) {} \
              ON CONFLICT (site_id, person_id) DO UPDATE SET user_id = excluded.user_id, \
              anonymous_id = excluded.anonymous_id, state = excluded.state, last_at = excluded.last_at, \
              last_message_id = excluded.last_message_id, first_seen_ms = excluded.first_seen_ms, \
              events = excluded.events, cart_value = excluded.cart_value, config_tag = excluded.config_tag, \
              updated_ms = excluded.updated_ms",
-        )
-        .bind(site_id)
-        .bind(person.key())
-        .bind(person.user_id())
-        .bind(person.anonymous_id())
-        .bind(&state)
-        .bind(last.at as i64)
-        .bind(&last.message_id)
-        .bind(folded.first_at as i64)
-        .bind(folded.events as i64)
-        .bind(cart_value)
-        .bind(config_tag)
-        .bind(now_ms)
-        .execute(&mut *c)
-        .await?
-        .rows_affected()
+            source(d)
+        );
+        sqlx::query(&sql)
+            .bind(site_id)
+            .bind(config_tag)
+            .bind(now_ms)
+            .bind(Value::Array(rows.to_vec()).to_string())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
     });
     Ok(())
 }
