@@ -93,6 +93,11 @@ pub async fn write_key_site(app: &App, headers: &HeaderMap, query_key: Option<&s
 
 /// One person's profile as the API serves it, or 404.
 async fn profile_of(app: &App, site: &Site, person: Person) -> Result<Value, ApiError> {
+    profile_and_row(app, site, person).await.map(|(v, _)| v)
+}
+
+/// [`profile_of`], with the row it was rendered from.
+async fn profile_and_row(app: &App, site: &Site, person: Person) -> Result<(Value, ProfileRow), ApiError> {
     let mut conn = app.store.connection().await.map_err(storage)?;
     let mut db = conn.db();
     let person = match person {
@@ -104,7 +109,7 @@ async fn profile_of(app: &App, site: &Site, person: Person) -> Result<Value, Api
     };
     let anons = profiles::anonymous_ids_of(&mut db, &site.id, &person).await.map_err(storage)?;
     let config = site_config::load(&mut db, &site.id).await.map_err(storage)?;
-    Ok(profiles::render(&row, &anons, &config.thresholds, crate::app::now_ms()))
+    Ok((profiles::render(&row, &anons, &config.thresholds, crate::app::now_ms()), row))
 }
 
 /// `GET /v1/profiles/{userId}`.
@@ -297,7 +302,9 @@ pub struct ReadBackQuery {
 }
 
 /// `GET /v1/profile`: the user's merged profile for their own browser, when the site
-/// vouched for them with `userHash`. CORS like ingest; never cached by shared caches.
+/// vouched for them with `userHash`: the API's profile JSON plus `state`, the core's stored
+/// profile (`nudge::profile::Profile`) with `user_id` set, for the SDK to absorb. CORS like
+/// ingest; never cached by shared caches.
 pub async fn read_back(State(app): State<Arc<App>>, Query(q): Query<ReadBackQuery>, headers: HeaderMap) -> Response {
     let origin = cors::request_origin(&headers).map(str::to_owned);
     let result = async {
@@ -315,7 +322,13 @@ pub async fn read_back(State(app): State<Arc<App>>, Query(q): Query<ReadBackQuer
                 "userHash must be hex(HMAC-SHA256(secret key, userId)), computed by the site's backend",
             ));
         }
-        profile_of(&app, &site, Person::User(user_id)).await
+        let (mut view, row) = profile_and_row(&app, &site, Person::User(user_id.clone())).await?;
+        // The core's own form too, which the SDK absorbs into the browser's profile
+        // (`Engine::absorb_remote`): the union of evidence, not only the stages read from it.
+        if let (Value::Object(m), Some(state)) = (&mut view, profiles::state_for(&row, &user_id)) {
+            m.insert("state".into(), state);
+        }
+        Ok(view)
     }
     .await;
     let mut response = match result {

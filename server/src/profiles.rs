@@ -534,6 +534,14 @@ pub fn render(row: &ProfileRow, anonymous_ids: &[String], th: &Thresholds, now_m
     Value::Object(view)
 }
 
+/// The core's stored profile of a row as a JSON value, with `user_id` set to `user_id`
+/// (a profile folded from messages without an `identify` has none of its own).
+pub fn state_for(row: &ProfileRow, user_id: &str) -> Option<Value> {
+    let mut profile = decode(&row.state)?;
+    profile.user_id = Some(user_id.to_string());
+    serde_json::from_str(&profile.encode()).ok()
+}
+
 /// The stage of a category (or the overall stage) of a stored profile as of `now_ms`.
 pub fn stage_of(row: &ProfileRow, category: Option<&str>, th: &Thresholds, now_ms: i64) -> Option<&'static str> {
     let profile = decode(&row.state)?;

@@ -476,6 +476,27 @@ async fn a_browser_reads_its_profile_back_only_with_a_valid_user_hash(backend: B
     assert_eq!(status, 200, "{profile}");
     assert_eq!(profile["stages"], json!({ "TVs": "decision" }));
     assert_eq!(profile["anonymousIds"], json!(["rb-laptop", "rb-phone"]));
+    // The core's form, for the SDK to absorb.
+    assert_eq!(profile["state"]["user_id"], "rb-user");
+    assert_eq!(profile["state"]["categories"]["TVs"]["intents"].as_array().unwrap().len(), 1);
+    let (absorbed, _) = nudge::profile::Profile::decode(&profile["state"].to_string(), String::new());
+    assert_eq!(absorbed.user_id.as_deref(), Some("rb-user"));
+    // The SDK absorbs exactly this answer: a fresh browser of the same user gets TVs.
+    let mut laptop = nudge::engine::Engine::new(Default::default(), "0123456789abcdef0123456789abcdef");
+    let identify = nudge::engine::Input {
+        kind: nudge::engine::Kind::Identify,
+        name: Some("rb-user".into()),
+        props: None,
+        options: None,
+        now: BASE + 10 * MINUTE,
+        seed: "fedcba9876543210fedcba9876543210".into(),
+        page: Default::default(),
+    };
+    laptop.apply(&identify).unwrap();
+    laptop.absorb_remote(&profile.to_string(), BASE + 10 * MINUTE).unwrap();
+    assert!(laptop.profile.categories.get("TVs").is_some(), "the read-back was not absorbed");
+    // The secret-key API leaves it out.
+    assert!(srv.secret_get("/v1/profiles/rb-user").await.1.get("state").is_none());
     // The same through headers, and with the key in the query.
     let by_headers = srv
         .client
