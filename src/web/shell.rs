@@ -104,6 +104,9 @@ pub struct Shell {
     pub delivery: Delivery,
     /// The server's base URL, or empty when no endpoint was given.
     endpoint: String,
+    /// `identify` with a `userHash` asked for the merged profile: read it back once the
+    /// events before it (the identify among them) have reached the server.
+    read_back_due: bool,
     /// The JS wrapper's `send(url, body, seq)`: a POST (a GET when `body` is null) whose
     /// answer comes back through `Nudge::delivered`.
     send: Option<js_sys::Function>,
@@ -156,6 +159,7 @@ impl Shell {
             electing: false,
             delivery: Delivery::default(),
             endpoint: shell_opts.endpoint,
+            read_back_due: false,
             send,
             write_key,
             page: env::page(),
@@ -198,8 +202,8 @@ impl Shell {
         if let Some(text) = forward {
             self.post(&text);
         }
-        if kind == Kind::Identify {
-            self.read_back();
+        if kind == Kind::Identify && self.engine.profile.user_hash.is_some() {
+            self.read_back_due = true;
         }
         Ok(self.outputs(out))
     }
@@ -284,6 +288,7 @@ impl Shell {
         let now = env::now();
         self.delivery.observe(&self.engine.outbox, now);
         let url = [&self.endpoint, "/v1/batch"].concat();
+        let urgent = urgent || self.read_back_due;
         while let Some(batch) = self.delivery.take(&self.engine.outbox, &self.write_key, now, urgent) {
             if !self.request(&url, Some(&batch.body), batch.seq) {
                 // The wrapper's send never throws; if it did, treat it as no network.
@@ -296,6 +301,10 @@ impl Shell {
                 );
                 break;
             }
+        }
+        if self.read_back_due && self.delivery.in_flight() == 0 {
+            self.read_back_due = false;
+            self.read_back();
         }
         self.delivery.next_check(&self.engine.outbox)
     }
