@@ -119,7 +119,6 @@ impl Delivery {
         }
         body.push_str("],\"sentAt\":");
         crate::json::push_str(&mut body, &to_iso(now));
-        body.push(',');
         crate::json::push_field(&mut body, "writeKey", write_key);
         body.push('}');
         self.seq = self.seq.wrapping_add(1);
@@ -199,7 +198,11 @@ mod tests {
         assert_eq!(d.take(&o, "k", 5_999, false), None);
         let b = d.take(&o, "k", 6_000, false).expect("due after five seconds");
         assert!(b.body.starts_with("{\"batch\":[{\"messageId\""), "{}", b.body);
-        assert!(b.body.ends_with(",\"writeKey\":\"k\"}"), "{}", b.body);
+        let parsed: miniserde::json::Value = miniserde::json::from_str(&b.body).expect("the batch body is JSON");
+        let miniserde::json::Value::Object(o) = parsed else { panic!("an object") };
+        assert!(matches!(&o["writeKey"], miniserde::json::Value::String(k) if k == "k"));
+        assert!(matches!(&o["batch"], miniserde::json::Value::Array(a) if a.len() == 3));
+        assert!(matches!(&o["sentAt"], miniserde::json::Value::String(t) if t == "1970-01-01T00:00:06.000Z"));
 
         let mut d = Delivery::default();
         let o = outbox(25);

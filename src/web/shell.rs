@@ -356,6 +356,10 @@ impl Shell {
         self.delivery.settle(&mut self.engine.outbox, seq, outcome, env::now(), js_sys::Math::random());
         if outcome == Outcome::Done {
             self.dirty = true;
+            if status >= 400 {
+                // The server kept what it could; the rest can never be accepted as sent.
+                self.log_parts(&["the server refused some events of a batch; see its response"]);
+            }
         } else {
             self.log_parts(&["sending failed; will retry"]);
         }

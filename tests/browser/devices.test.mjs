@@ -1,0 +1,97 @@
+// One shopper on two devices: what they did on the phone reaches the laptop through the
+// real nudge-server, once the site vouches for the user with userHash.
+
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { suite, profileOf, startNudgeServer, waitUntil } from './helpers.mjs';
+
+const env = suite({ before, after });
+// One nudge-server for the file, started by the first test (the page server must exist first).
+let nudge;
+const server = async () => (nudge ??= await startNudgeServer({ origins: [env.server.origin] }));
+after(() => nudge?.stop());
+afterEach(() => env.closeAll());
+
+// What the site's backend computes for a signed-in user.
+const userHash = (userId) => createHmac('sha256', nudge.secretKey).update(userId).digest('hex');
+const page = (after) => ({ endpoint: nudge.url, writeKey: nudge.writeKey, after });
+const tvViews = [0, 1, 2, 3, 4]
+  .map((i) => `nudge.track('Product Viewed', {product_id: 'tv-${i}', category: 'TVs', brand: 'Acme', price: 499});`)
+  .join('\n');
+
+async function serverProfile(userId) {
+  const r = await nudge.get(`/v1/profiles/${encodeURIComponent(userId)}`);
+  return r.status === 200 ? r.body : null;
+}
+
+test('two browsers identified as one user share one merged profile, on the server and in both browsers', async () => {
+  await server();
+  const user = 'shopper-7';
+  const signIn = `nudge.identify('${user}', {email: 'seven@example.com'}, {userHash: '${userHash(user)}'});`;
+
+  // On the phone: signed in, five TVs in a row (a burst: decision for TVs).
+  const phone = await env.load(page(`${signIn}\n${tvViews}`));
+  assert.equal((await profileOf(phone.page)).stages.TVs, 'decision');
+  await phone.page.evaluate(() => window.nudge.flush());
+  await waitUntil(async () => (await serverProfile(user))?.stages?.TVs === 'decision', {
+    what: 'the phone\'s TV views on the server',
+  });
+
+  // On the laptop: one phone viewed, then the shopper signs in.
+  const laptop = await env.load(
+    page(`nudge.track('Product Viewed', {product_id: 'ph-1', category: 'Phones', brand: 'Fone', price: 299});\n${signIn}`),
+  );
+  await waitUntil(async () => (await profileOf(laptop.page)).stages.TVs === 'decision', {
+    what: 'the laptop to learn the phone\'s TVs',
+  });
+  const onLaptop = await profileOf(laptop.page);
+  assert.equal(onLaptop.stages.Phones, 'awareness', 'the laptop keeps its own evidence');
+  assert.ok(onLaptop.affinities.categories.TVs > 0, 'affinities came along');
+
+  // The server holds one profile for the user, merged from both browsers.
+  await laptop.page.evaluate(() => window.nudge.flush());
+  await waitUntil(async () => (await serverProfile(user))?.stages?.Phones === 'awareness', {
+    what: 'the laptop\'s phone view on the server',
+  });
+  const merged = await serverProfile(user);
+  assert.equal(merged.stages.TVs, 'decision');
+  assert.equal(merged.anonymousIds.length, 2, 'both browsers belong to the user');
+
+  // The phone signs in again on its next page and learns the laptop's phone view too.
+  await phone.page.reload({ waitUntil: 'domcontentloaded' });
+  await waitUntil(async () => (await phone.page.evaluate(() => window.nudge?.profile?.()?.stages?.Phones)) === 'awareness', {
+    what: 'the phone to learn the laptop\'s phone view',
+  });
+  assert.deepEqual(phone.errors, []);
+  assert.deepEqual(laptop.errors, []);
+});
+
+test('without a valid userHash a browser learns nothing from other devices', async () => {
+  await server();
+  const user = 'shopper-8';
+  const phone = await env.load(
+    page(`nudge.identify('${user}', {}, {userHash: '${userHash(user)}'});\n${tvViews}`),
+  );
+  await phone.page.evaluate(() => window.nudge.flush());
+  await waitUntil(async () => (await serverProfile(user))?.stages?.TVs === 'decision', { what: 'the server profile' });
+
+  const forged = 'f'.repeat(64);
+  // Record the read-back's answer as the page sees it.
+  const watchReadBack = `window.__readBacks = [];
+    const realFetch = window.fetch;
+    window.fetch = (...args) => realFetch(...args).then((r) => {
+      if (String(args[0]).includes('/v1/profile?')) window.__readBacks.push(r.status);
+      return r;
+    });`;
+  const other = await env.load({
+    ...page(`nudge.identify('${user}', {}, {userHash: '${forged}'});`),
+    before: watchReadBack,
+  });
+  await waitUntil(async () => (await other.page.evaluate(() => window.__readBacks.length)) > 0, {
+    what: 'the read-back to be answered',
+  });
+  assert.deepEqual(await other.page.evaluate(() => window.__readBacks), [403]);
+  assert.equal((await profileOf(other.page)).stages.TVs, undefined, 'nothing from the other device');
+  assert.deepEqual(other.errors, []);
+});
