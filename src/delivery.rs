@@ -77,7 +77,7 @@ pub struct Delivery {
 impl Delivery {
     /// Notes the outbox after a change, so the batch delay counts from the oldest message.
     pub fn observe(&mut self, outbox: &Outbox, now: Millis) {
-        if self.unsent(outbox).next().is_none() {
+        if self.unsent_count(outbox) == 0 {
             self.waiting_since = None;
         } else if self.waiting_since.is_none() {
             self.waiting_since = Some(now);
@@ -92,7 +92,7 @@ impl Delivery {
         }
         let since = self.waiting_since?;
         // A full batch, or messages that already failed, go as soon as the backoff allows.
-        let now_ok = self.attempts > 0 || self.unsent(outbox).count() >= BATCH_MESSAGES;
+        let now_ok = self.attempts > 0 || self.unsent_count(outbox) >= BATCH_MESSAGES;
         Some(if now_ok { self.not_before } else { self.not_before.max(since + BATCH_DELAY) })
     }
 
@@ -167,6 +167,14 @@ impl Delivery {
     /// Failures in a row since the last delivered batch.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// How many messages wait outside the batches in flight. Counted, not searched: this
+    /// runs after every call, and messages in flight stay in the outbox until answered
+    /// (unless the outbox dropped them to keep its bound, which only makes this smaller).
+    fn unsent_count(&self, outbox: &Outbox) -> usize {
+        let flying: usize = self.in_flight.iter().map(|(_, ids)| ids.len()).sum();
+        outbox.len().saturating_sub(flying)
     }
 
     /// Messages that wait and are not in a batch in flight, oldest first.
