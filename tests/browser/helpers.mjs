@@ -3,8 +3,10 @@
 // and opens a new context (fresh storage, channels and locks) per test.
 
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -314,4 +316,122 @@ export function suite({ before, after }) {
     await Promise.all(cs.map((c) => c.close()));
   };
   return env;
+}
+
+// The nudge-server binary the delivery tests run (scripts/test builds it first).
+export const NUDGE_SERVER_BIN = process.env.NUDGE_SERVER_BIN
+  ? resolve(process.env.NUDGE_SERVER_BIN)
+  : join(ROOT, 'target/debug/nudge-server');
+
+/**
+ * A real `nudge-server serve` process on 127.0.0.1 with its own SQLite file in a fresh
+ * temporary directory, and one site whose browser origins are `origins`.
+ * Returns `{url, writeKey, secretKey, siteId, port, kill(), restart(), stop(), stored(), log}`:
+ * - `kill()` SIGKILLs the process (no graceful shutdown) and waits for it to exit;
+ * - `restart()` starts it again on the same port and database;
+ * - `stored()` walks the whole change feed (`GET /v1/changes` with the secret key) and
+ *   returns every stored message in commit order, so a message stored twice shows twice
+ *   (a 429 is waited out as its Retry-After says);
+ * - `get(path)` GETs a secret-key route (e.g. `/v1/profiles/anonymous/ID`): `{status, body}`;
+ * - `stop()` ends the process and removes the directory.
+ * `args` are extra `serve` flags (e.g. rate limits).
+ */
+export async function startNudgeServer({ origins = [], args = [] } = {}) {
+  if (!existsSync(NUDGE_SERVER_BIN)) {
+    throw new Error(`${NUDGE_SERVER_BIN} is missing: run \`cargo build -p nudge-server\` first (or set NUDGE_SERVER_BIN)`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'nudge-server-'));
+  const db = join(dir, 'nudge.db');
+  const created = await run(NUDGE_SERVER_BIN, ['site', 'create', '--name', 'T', ...origins.flatMap((o) => ['--origin', o]), '--db', db]);
+  const site = JSON.parse(created);
+  const log = [];
+  let child = null;
+  let exited = null;
+  let port = 0;
+
+  // Spawns `serve` and resolves once it prints the address it listens on.
+  async function start() {
+    child = spawn(NUDGE_SERVER_BIN, ['serve', '--db', db, '--listen', `127.0.0.1:${port}`, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const proc = child;
+    exited = new Promise((r) => proc.once('exit', r));
+    proc.stderr.on('data', (d) => log.push(String(d)));
+    const address = await new Promise((resolveAddr, rejectAddr) => {
+      let out = '';
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        rejectAddr(new Error(`nudge-server did not start within 20 s: ${log.join('')}`));
+      }, 20000);
+      proc.stdout.on('data', (d) => {
+        out += d;
+        log.push(String(d));
+        const m = /listening on http:\/\/([\d.]+):(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolveAddr(m);
+        }
+      });
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        rejectAddr(new Error(`nudge-server exited (${code ?? signal}) before listening: ${log.join('')}`));
+      });
+    });
+    port = Number(address[2]);
+  }
+
+  async function halt(signal) {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await exited;
+  }
+
+  await start();
+  const url = `http://127.0.0.1:${port}`;
+  const auth = { authorization: `Bearer ${site.secretKey}` };
+
+  return {
+    ...site,
+    url,
+    port,
+    log,
+    kill: () => halt('SIGKILL'),
+    restart: start,
+    async stored() {
+      const all = [];
+      let cursor = '';
+      for (;;) {
+        const r = await fetch(`${url}/v1/changes?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: auth });
+        if (r.status === 429) {
+          // A server started with tight rate limits limits the secret key too: wait as told.
+          await r.arrayBuffer();
+          await new Promise((w) => setTimeout(w, Number(r.headers.get('retry-after') || 1) * 1000));
+          continue;
+        }
+        if (r.status !== 200) throw new Error(`GET /v1/changes: ${r.status} ${await r.text()}`);
+        const page = await r.json();
+        all.push(...page.changes.map((c) => c.message));
+        if (!page.hasMore || page.changes.length === 0) return all;
+        cursor = page.cursor;
+      }
+    },
+    async get(path) {
+      const r = await fetch(url + path, { headers: auth });
+      return { status: r.status, body: await r.json().catch(() => null) };
+    },
+    async stop() {
+      await halt('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs a command to completion and returns its stdout (rejects with its stderr). */
+function run(cmd, args) {
+  return new Promise((resolveRun, rejectRun) => {
+    execFile(cmd, args, { timeout: 30000 }, (err, stdout, stderr) => {
+      if (err) rejectRun(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolveRun(stdout);
+    });
+  });
 }
