@@ -53,7 +53,7 @@ impl Default for Thresholds {
 }
 
 /// Overrides read from `init({thresholds})`; any field left out keeps its default.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ThresholdOverrides {
     consideration_views: Option<f64>,
     consideration_days: Option<f64>,

@@ -121,9 +121,13 @@ impl Delivery {
         crate::json::push_str(&mut body, &to_iso(now));
         crate::json::push_field(&mut body, "writeKey", write_key);
         body.push('}');
-        self.seq = self.seq.wrapping_add(1);
+        // Batches are numbered 1 to 2^31 - 1; the shell numbers its other requests outside.
+        self.seq = self.seq % 0x7fff_ffff + 1;
         self.in_flight.push((self.seq, ids));
-        self.waiting_since = None;
+        // Messages left behind keep waiting from when they were made, not from now.
+        if self.unsent_count(outbox) == 0 {
+            self.waiting_since = None;
+        }
         Some(Batch { seq: self.seq, body })
     }
 

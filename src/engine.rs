@@ -144,6 +144,8 @@ pub struct Settings {
     pub user_agent: String,
     /// `navigator.language`.
     pub locale: String,
+    /// The thresholds `init` gave, which win over the server's site config.
+    pub init_thresholds: ThresholdOverrides,
 }
 
 struct CallOptions {
@@ -183,6 +185,7 @@ impl Settings {
             t @ Value::Obj(_) => {
                 let (o, wrong) = ThresholdOverrides::read(t);
                 s.thresholds.apply(&o);
+                s.init_thresholds = o;
                 bad |= wrong;
             }
             _ => bad = true,
@@ -237,14 +240,34 @@ impl Engine {
         if self.profile.user_id.is_none() || remote.user_id != self.profile.user_id {
             return Ok(out);
         }
-        let th = self.settings.thresholds.clone();
-        crate::absorb::absorb(&mut self.profile, &remote, now, &th);
+        crate::absorb::absorb(&mut self.profile, &remote, now, &self.settings.thresholds);
+        out.stage_changes = self.settle_stages(now);
+        Ok(out)
+    }
+
+    /// Applies the site config the server serves (`GET /v1/config`: `{"thresholds": {...}}`):
+    /// its thresholds replace the defaults, and those given to `init` still win. Stages that
+    /// change with the new thresholds are returned for `on('stage')`, not queued as events.
+    pub fn apply_site_config(&mut self, text: &str, now: Millis) -> Result<Outputs, Error> {
+        let v = crate::json_value::parse(text, MAX_STATE_DEPTH).map_err(|_| Error::BadJson)?;
+        let (server, _) = ThresholdOverrides::read(field(&v, "thresholds"));
+        let mut th = Thresholds::default();
+        th.apply(&server);
+        th.apply(&self.settings.init_thresholds);
+        self.settings.thresholds = th;
+        Ok(Outputs { stage_changes: self.settle_stages(now), wipe_storage: false })
+    }
+
+    /// Each category's stage as of `now` against the one last reported: the changes.
+    fn settle_stages(&mut self, now: Millis) -> Vec<StageChange> {
+        let th = &self.settings.thresholds;
+        let mut changes = Vec::new();
         for (cat, ev) in self.profile.categories.iter_mut() {
-            if let Some((from, to)) = ev.settle(now, &th) {
-                out.stage_changes.push(StageChange { category: cat.clone(), from, to });
+            if let Some((from, to)) = ev.settle(now, th) {
+                changes.push(StageChange { category: cat.clone(), from, to });
             }
         }
-        Ok(out)
+        changes
     }
 
     /// The settings in force.
@@ -340,9 +363,18 @@ impl Engine {
             }
             Kind::Consent => {
                 let choices = Choices::parse(input.props.as_deref().unwrap_or(""))?;
-                let before = self.consent().analytics;
+                let was = self.consent();
+                let before = was.analytics;
                 self.profile.consent.merge(choices);
                 let mut out = Outputs::default();
+                let now_in_force = self.consent();
+                if now_in_force.analytics && now_in_force != was {
+                    // Tells the server (and, through it, email, SMS and ads) what the shopper
+                    // now allows: its profile takes consent from the latest message.
+                    let mut body = String::new();
+                    consent_json(&mut body, now_in_force);
+                    self.emit(input, "track", Some("Consent Preference Updated"), &body, at, 0);
+                }
                 if choices.analytics == Some(false) {
                     // Withdrawn: drop what was held or stored.
                     self.outbox.clear();

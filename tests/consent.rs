@@ -87,10 +87,14 @@ fn events_held_before_consent_are_kept_when_it_is_granted() {
     let held: Vec<String> = s.engine.outbox.messages().to_vec();
     assert_eq!(held.len(), 3, "two views and a Stage Changed, in memory only");
     s.consent(r#"{"analytics":true}"#);
-    assert_eq!(s.engine.outbox.messages(), &held[..]);
+    assert_eq!(&s.engine.outbox.messages()[..3], &held[..], "what was held is kept as it was");
+    // The grant itself is told to the server, which takes consent from the latest message.
+    let grant = &s.engine.outbox.messages()[3];
+    assert!(grant.contains(r#""event":"Consent Preference Updated""#), "{grant}");
+    assert!(grant.contains(r#""properties":{"analytics":true,"personalization":false,"marketing":false}"#), "{grant}");
     s.view("TVs");
-    assert_eq!(s.engine.outbox.len(), 5, "a third view makes TVs consideration");
-    assert!(s.engine.outbox.messages()[4].contains(r#""categoryPreferences":{"analytics":true"#));
+    assert_eq!(s.engine.outbox.len(), 6, "a third view makes TVs consideration");
+    assert!(s.engine.outbox.messages()[5].contains(r#""categoryPreferences":{"analytics":true"#));
 }
 
 #[test]
@@ -132,7 +136,20 @@ fn granting_again_after_refusing_resumes_sending() {
     assert!(s.engine.outbox.is_empty());
     s.consent(r#"{"analytics":true}"#);
     s.apply(Kind::Track, Some("Products Searched"), Some(r#"{"query":"oled"}"#));
-    assert_eq!(s.engine.outbox.len(), 1);
+    let events: Vec<bool> =
+        s.engine.outbox.messages().iter().map(|m| m.contains("Consent Preference Updated")).collect();
+    assert_eq!(events, [true, false], "the grant, then the search");
+}
+
+#[test]
+fn a_changed_choice_is_told_to_the_server_and_an_unchanged_one_is_not() {
+    let mut s = Site::new("{}", false);
+    s.consent(r#"{"marketing":false}"#);
+    let last = s.engine.outbox.messages().last().cloned().unwrap_or_default();
+    assert!(last.contains(r#""properties":{"analytics":true,"personalization":true,"marketing":false}"#), "{last}");
+    let n = s.engine.outbox.len();
+    s.consent(r#"{"marketing":false}"#);
+    assert_eq!(s.engine.outbox.len(), n, "the same choice again sends nothing");
 }
 
 #[test]

@@ -410,3 +410,28 @@ fn stage_changes_are_sent_as_stage_changed_events_with_from_and_to() {
         assert!(matches!(get(m, &["type"]), Some(Value::String(t)) if t == "track"));
     }
 }
+
+#[test]
+fn the_servers_site_config_sets_thresholds_and_init_still_wins() {
+    let view = |n: u32| format!(r#"{{"category":"TVs","product_id":"tv-{n}"}}"#);
+    let mut shop = Shopper::new();
+    shop.track("Product Viewed", &view(1), T0);
+    assert_eq!(shop.engine.profile.stages(T0, &shop.engine.settings().thresholds), vec![("TVs", Stage::Awareness)]);
+
+    // The site decides one view is consideration: the stage moves, reported to listeners.
+    let out =
+        shop.engine.apply_site_config(r#"{"thresholds":{"consideration_views":1},"campaigns":[]}"#, T0 + 1).unwrap();
+    assert_eq!(out.stage_changes.len(), 1);
+    assert_eq!(out.stage_changes[0].to, Stage::Consideration);
+    assert_eq!(shop.engine.settings().thresholds.consideration_views, 1.0);
+
+    // A page that set its own thresholds in init keeps them over the server's.
+    let mut own = Shopper::with_options(r#"{"writeKey":"k","thresholds":{"consideration_views":4}}"#);
+    own.engine.apply_site_config(r#"{"thresholds":{"consideration_views":1,"decision_days":2}}"#, T0).unwrap();
+    assert_eq!(own.engine.settings().thresholds.consideration_views, 4.0);
+    assert_eq!(own.engine.settings().thresholds.decision_days, 2.0);
+
+    // Garbage from the network is an error and changes nothing.
+    assert!(own.engine.apply_site_config("<html>", T0).is_err());
+    assert_eq!(own.engine.settings().thresholds.decision_days, 2.0);
+}

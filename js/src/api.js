@@ -108,6 +108,9 @@ export function createApi(load, defaultWasmUrl) {
   }
 
   const reject = (method, message) => run('reject', [method, message]);
+  // From pagehide until pageshow the document is going away, though a closing tab is still
+  // 'visible' then: its sends must be keepalive requests to outlive it.
+  let leaving = false;
 
   // The core's network: POSTs a batch (or GETs the profile read-back when body is null)
   // and hands the answer back as `delivered(seq, status, retryAfterMs, text)`, status 0
@@ -121,7 +124,7 @@ export function createApi(load, defaultWasmUrl) {
       fetch(url, {
         method: post ? 'POST' : 'GET',
         body,
-        keepalive: post && document.visibilityState === 'hidden',
+        keepalive: post && (leaving || document.visibilityState === 'hidden'),
         credentials: 'omit',
         headers: post ? { 'Content-Type': 'text/plain' } : {},
       }).then(
@@ -211,7 +214,11 @@ export function createApi(load, defaultWasmUrl) {
     state = 'ready';
     // Hidden, closing, or back online: store and send now (flush ignores any backoff).
     const flushNow = () => run('flush', []);
-    window.addEventListener('pagehide', flushNow);
+    window.addEventListener('pagehide', () => {
+      leaving = true;
+      flushNow();
+    });
+    window.addEventListener('pageshow', () => (leaving = false));
     window.addEventListener('online', flushNow);
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && flushNow());
     if (options.trackPages !== false) {

@@ -54,6 +54,7 @@ impl Nudge {
         });
         let nudge = Nudge { inner };
         nudge.wire();
+        nudge.inner.shell.borrow().fetch_config();
         let first = nudge.inner.shell.borrow_mut().navigated();
         nudge.finish("page", first);
         nudge

@@ -17,6 +17,9 @@ use crate::tabs::{Role, TabSync};
 use wasm_bindgen::JsValue;
 
 const PROFILE: &str = "profile";
+/// Request numbers of the shell's own requests (batches are numbered 1 to 2^31 - 1).
+const READ_BACK: u32 = 0;
+const CONFIG: u32 = u32::MAX;
 const OUTBOX: &str = "outbox";
 
 /// Something to tell `on(...)` listeners once the state is released.
@@ -335,21 +338,34 @@ impl Shell {
             &enc(hash),
         ]
         .concat();
-        self.request(&url, None, 0);
+        self.request(&url, None, READ_BACK);
+    }
+
+    /// Asks the server for the site config (thresholds), answered as [`CONFIG`] in
+    /// `delivered`. A plain GET, so the browser's HTTP cache revalidates it with its ETag.
+    pub fn fetch_config(&self) {
+        if !self.endpoint.is_empty() {
+            let key = String::from(js_sys::encode_uri_component(&self.write_key));
+            self.request(&[&self.endpoint, "/v1/config?writeKey=", &key].concat(), None, CONFIG);
+        }
     }
 
     /// The server's answer to request `seq` (status 0: no answer): a batch, or (0) the
     /// profile read-back, whose merged profile is absorbed here.
     pub fn delivered(&mut self, seq: u32, status: u16, retry_after_ms: f64, text: Option<String>) -> Vec<Note> {
-        if seq == 0 {
+        if seq == READ_BACK || seq == CONFIG {
             if status != 200 {
-                self.log_parts(&["profile read-back refused or failed"]);
+                self.log_parts(&["profile read-back or site config refused or failed"]);
                 return Vec::new();
             }
-            return match self.engine.absorb_remote(text.as_deref().unwrap_or(""), env::now()) {
-                Ok(out) => self.outputs(out),
-                Err(_) => Vec::new(),
+            let text = text.as_deref().unwrap_or("");
+            let now = env::now();
+            let result = if seq == CONFIG {
+                self.engine.apply_site_config(text, now)
+            } else {
+                self.engine.absorb_remote(text, now)
             };
+            return result.map(|out| self.outputs(out)).unwrap_or_default();
         }
         let retry_after = (retry_after_ms.is_finite() && retry_after_ms > 0.0).then_some(retry_after_ms as u64);
         let outcome = Outcome::of(status, retry_after);

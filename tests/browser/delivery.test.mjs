@@ -362,11 +362,10 @@ test('opt-in consent: nothing is sent before analytics is granted; then the held
 });
 
 // The server's profile is what email, SMS and ads follow up on, and its `consent` is the one
-// carried by the latest message the SDK sent. consent() itself queues no message, so a
-// shopper who withdraws marketing and then leaves stays `marketing: true` on the server.
-test('a consent change reaches the server: withdrawing marketing shows in the server profile', {
-  todo: 'consent() queues no message, so the server never learns a change made after the last event (see the delivery tests report)',
-}, async () => {
+// carried by the latest message the SDK sent: a change of consent is itself a message
+// (`Consent Preference Updated`), so a shopper who withdraws marketing and then leaves is
+// `marketing: false` on the server.
+test('a consent change reaches the server: withdrawing marketing shows in the server profile', async () => {
   const server = await serverFor();
   const { page, batches } = await openSdk(server);
   await trackViews(page, 'consent', 1, 'TVs');

@@ -95,3 +95,38 @@ test('without a valid userHash a browser learns nothing from other devices', asy
   assert.equal((await profileOf(other.page)).stages.TVs, undefined, 'nothing from the other device');
   assert.deepEqual(other.errors, []);
 });
+
+test('the site config from the server sets the thresholds, and the browser revalidates it with its ETag', async () => {
+  await server();
+  // The site decides that one product view makes a shopper consider a category.
+  const put = await fetch(`${nudge.url}/v1/config`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${nudge.secretKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ thresholds: { consideration_views: 1 } }),
+  });
+  assert.equal(put.status, 200, await put.text());
+
+  const configAnswers = [];
+  const shop = await env.load(page(''), { wait: false });
+  shop.page.on('response', (r) => r.url().includes('/v1/config') && configAnswers.push(r.status()));
+  await waitUntil(async () => (await shop.page.evaluate(() => window.nudge?.profile?.() != null)), { what: 'ready' });
+  await waitUntil(() => configAnswers.length > 0, { what: 'the config to be fetched' });
+  await shop.page.evaluate(() => window.nudge.track('Product Viewed', { product_id: 'tv-1', category: 'TVs' }));
+  await waitUntil(async () => (await profileOf(shop.page)).stages.TVs === 'consideration', {
+    what: 'one view to mean consideration',
+  });
+
+  // The next page asks again; the browser's cache revalidates it with the ETag it has (the
+  // server's 304 reaches the page as the cached 200).
+  const revalidations = [];
+  shop.page.on('response', async (r) => {
+    if (r.url().includes('/v1/config')) {
+      revalidations.push({ sent: (await r.request().allHeaders())['if-none-match'], etag: (await r.allHeaders()).etag });
+    }
+  });
+  await shop.page.reload({ waitUntil: 'domcontentloaded' });
+  await waitUntil(() => revalidations.length > 0, { what: 'the config to be fetched again' });
+  assert.ok(revalidations[0].etag, 'the config has an ETag');
+  assert.equal(revalidations[0].sent, revalidations[0].etag, 'the browser revalidated with the ETag it had');
+  assert.deepEqual(shop.errors, []);
+});

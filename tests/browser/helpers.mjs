@@ -95,6 +95,13 @@ export async function startServer() {
         res.end('{"success":true}');
         return;
       }
+      // The page server stands in for a Nudge endpoint where a test only needs the page to
+      // work (the npm app): an empty site config. Delivery tests run the real nudge-server.
+      if (req.method === 'GET' && url.pathname.endsWith('/v1/config')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"thresholds":{},"campaigns":[]}');
+        return;
+      }
       if (url.pathname === '/favicon.ico') {
         res.writeHead(204);
         res.end();
