@@ -16,7 +16,7 @@ use crate::error::{json_response, ApiError};
 use crate::limits::RateLimiter;
 use crate::sites::SiteCache;
 use crate::store::Store;
-use crate::{api, cors, erase, feed, ingest, site_config};
+use crate::{api, cors, erase, feed, ingest, site_config, webhooks};
 
 /// What every request handler shares. Nothing here is needed for correctness across
 /// nodes: the cache and rate buckets are per node, the data is in the store.
@@ -57,6 +57,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/profiles/{user_id}", get(api::get_user).delete(erase::delete_user))
         .route("/v1/profiles/anonymous/{anonymous_id}", get(api::get_anonymous).delete(erase::delete_anonymous))
         .route("/v1/changes", get(feed::get))
+        .route("/v1/webhooks", get(webhooks::api::list_all).post(webhooks::api::create))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::api::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::api::deliveries))
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(app)
@@ -92,7 +95,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!("nudge-server listening on http://{address} ({})", config.database.describe());
+    let worker = webhooks::worker::start(&store, &config.webhooks)?;
     serve(listener, App::new(store.clone(), &config), shutdown_signal()).await.map_err(|e| e.to_string())?;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
     store.close().await;
     Ok(())
 }

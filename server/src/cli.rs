@@ -2,8 +2,10 @@
 //! Flags win over environment variables, which win over defaults.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::config::{Config, Database, Rate, DEFAULT_DB_PATH};
+use crate::webhooks::worker::Settings as WebhookSettings;
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -29,6 +31,15 @@ pub enum Command {
         /// A JSON file: `{"thresholds": {...}}` or the thresholds object alone.
         file: Option<String>,
     },
+    /// `webhook add|list|remove`: manage a site's webhooks; prints JSON.
+    Webhook {
+        /// Where the site is.
+        database: Database,
+        /// The site id.
+        site: String,
+        /// What to do.
+        action: crate::webhooks::CliAction,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -43,9 +54,12 @@ USAGE:
     nudge-server serve [FLAGS]
     nudge-server site create --name NAME [--origin ORIGIN]... [--db PATH | --database-url URL]
     nudge-server site config --site ID [--file thresholds.json] [--db PATH | --database-url URL]
+    nudge-server webhook add --site ID --url URL [--event NAME]... [--db PATH | --database-url URL]
+    nudge-server webhook list --site ID [--db PATH | --database-url URL]
+    nudge-server webhook remove --site ID --id WEBHOOK_ID [--db PATH | --database-url URL]
     nudge-server --help | --version
 
-DATABASE (serve and site create):
+DATABASE (every command):
     --db PATH                 SQLite file, created if missing        [env NUDGE_DB, default ./nudge.db]
     --database-url URL        postgres://... (or sqlite://PATH); wins over --db
                                                                      [env DATABASE_URL]
@@ -61,6 +75,12 @@ SERVE:
     --addr-burst N            requests an address may send at once   [env NUDGE_ADDR_BURST, default 1000]
     --trust-forwarded-for     take the client address from the last X-Forwarded-For entry
                               (only behind a proxy that sets it)     [env NUDGE_TRUST_FORWARDED_FOR=1]
+    --webhook-poll-ms N       pause of the webhook worker when idle  [env NUDGE_WEBHOOK_POLL_MS, default 250]
+    --webhook-backoff-ms N    first retry's wait, doubled per retry up to an hour, for 24 hours
+                                                                     [env NUDGE_WEBHOOK_BACKOFF_MS, default 10000]
+    --webhook-timeout-ms N    time limit of each webhook POST        [env NUDGE_WEBHOOK_TIMEOUT_MS, default 10000]
+    --no-webhook-worker       do not deliver webhooks from this process (another node does)
+                                                                     [env NUDGE_WEBHOOK_WORKER=0]
 
 SITE CREATE:
     --name NAME               the site's display name (required)
@@ -72,6 +92,14 @@ SITE CONFIG:
     --file PATH               set its stage thresholds from this JSON file, e.g.
                               {\"thresholds\": {\"decision_days\": 5, \"consideration_views\": 2}};
                               without it, print the config in force
+
+WEBHOOK:
+    --site ID                 the site
+    --url URL                 (add) where to POST deliveries, http:// or https://
+    --event NAME              (add) a track event to deliver, e.g. \"Stage Changed\"; repeat for
+                              several; none (or '*') delivers every message
+    --id WEBHOOK_ID           (remove) the webhook
+    add prints the webhook with its signing secret, shown only then.
 
 Migrations run at start. Flags also take the form --flag=value.
 ";
@@ -96,9 +124,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             "help" => return Ok(Command::Help),
             "version" => return Ok(Command::Version),
             "trust-forwarded-for" => flags.trust_forwarded_for = true,
+            "no-webhook-worker" => flags.no_webhook_worker = true,
             "origin" => flags.origins.push(value()?),
+            "event" => flags.events.push(value()?),
             "db" | "database-url" | "db-connections" | "listen" | "key-rate" | "key-burst" | "addr-rate"
-            | "addr-burst" | "name" | "site" | "file" => {
+            | "addr-burst" | "name" | "site" | "file" | "url" | "id" | "webhook-poll-ms" | "webhook-backoff-ms"
+            | "webhook-timeout-ms" => {
                 let v = value()?;
                 flags.values.push((name.to_string(), v));
             }
@@ -117,6 +148,21 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             let file = flags.get("file").map(str::to_string);
             Ok(Command::SiteConfig { database: flags.database(env)?, site, file })
         }
+        ["webhook", verb] => {
+            let site = flags.get("site").ok_or_else(|| format!("webhook {verb} needs --site ID"))?.to_string();
+            let action = match *verb {
+                "add" => crate::webhooks::CliAction::Add {
+                    url: flags.get("url").ok_or("webhook add needs --url URL")?.to_string(),
+                    events: flags.events.clone(),
+                },
+                "list" => crate::webhooks::CliAction::List,
+                "remove" => crate::webhooks::CliAction::Remove {
+                    id: flags.get("id").ok_or("webhook remove needs --id WEBHOOK_ID")?.to_string(),
+                },
+                _ => return Err(format!("unknown command \"webhook {verb}\" (add, list or remove)")),
+            };
+            Ok(Command::Webhook { database: flags.database(env)?, site, action })
+        }
         _ => Err(format!("unknown command {:?}", words.join(" "))),
     }
 }
@@ -125,7 +171,9 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
 struct Flags {
     values: Vec<(String, String)>,
     origins: Vec<String>,
+    events: Vec<String>,
     trust_forwarded_for: bool,
+    no_webhook_worker: bool,
 }
 
 impl Flags {
@@ -188,6 +236,27 @@ impl Flags {
                 burst: self.number("addr-burst", "NUDGE_ADDR_BURST", defaults.addr_rate.burst, env)?,
             },
             trust_forwarded_for: self.trust_forwarded_for || trust_env,
+            webhooks: self.webhook_settings(env)?,
+        })
+    }
+
+    fn webhook_settings(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<WebhookSettings, String> {
+        let defaults = WebhookSettings::default();
+        let ms = |name: &str, var: &str, default: Duration| -> Result<Duration, String> {
+            let n = self.number(name, var, default.as_millis() as f64, env)?;
+            if !(1.0..=86_400_000.0).contains(&n) {
+                return Err(format!("--{name} ({var}) must be from 1 to 86400000 ms"));
+            }
+            Ok(Duration::from_millis(n as u64))
+        };
+        let worker_env =
+            env("NUDGE_WEBHOOK_WORKER").is_some_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off"));
+        Ok(WebhookSettings {
+            enabled: !(self.no_webhook_worker || worker_env),
+            poll: ms("webhook-poll-ms", "NUDGE_WEBHOOK_POLL_MS", defaults.poll)?,
+            backoff_base: ms("webhook-backoff-ms", "NUDGE_WEBHOOK_BACKOFF_MS", defaults.backoff_base)?,
+            timeout: ms("webhook-timeout-ms", "NUDGE_WEBHOOK_TIMEOUT_MS", defaults.timeout)?,
+            ..defaults
         })
     }
 }
@@ -240,6 +309,27 @@ mod tests {
     }
 
     #[test]
+    fn webhook_commands_and_worker_settings() {
+        let cmd = parse(&args("webhook add --site s1 --url https://h.example/x --event A --event=B"), &no_env);
+        let Command::Webhook { site, action, .. } = cmd.unwrap() else { panic!("not webhook") };
+        assert_eq!(site, "s1");
+        let expected =
+            crate::webhooks::CliAction::Add { url: "https://h.example/x".into(), events: vec!["A".into(), "B".into()] };
+        assert_eq!(action, expected);
+        assert!(parse(&args("webhook add --site s1"), &no_env).is_err());
+        assert!(parse(&args("webhook add --url https://h.example/"), &no_env).is_err());
+        assert!(parse(&args("webhook remove --site s1"), &no_env).is_err());
+        assert!(parse(&args("webhook frob --site s1"), &no_env).is_err());
+        let env = |k: &str| (k == "NUDGE_WEBHOOK_POLL_MS").then(|| "20".to_string());
+        let Command::Serve(c) = parse(&args("serve --webhook-backoff-ms 50"), &env).unwrap() else { panic!() };
+        assert_eq!((c.webhooks.poll, c.webhooks.backoff_base), (Duration::from_millis(20), Duration::from_millis(50)));
+        assert!(c.webhooks.enabled);
+        let Command::Serve(c) = parse(&args("serve --no-webhook-worker"), &no_env).unwrap() else { panic!() };
+        assert!(!c.webhooks.enabled);
+        assert!(parse(&args("serve --webhook-poll-ms 0"), &no_env).is_err());
+    }
+
+    #[test]
     fn mistakes_are_errors() {
         assert!(parse(&args("serve --bogus"), &no_env).is_err());
         assert!(parse(&args("serve --listen"), &no_env).is_err());
@@ -264,6 +354,17 @@ mod tests {
             "--origin",
             "--site",
             "--file",
+            "--url",
+            "--event",
+            "--id",
+            "--webhook-poll-ms",
+            "--webhook-backoff-ms",
+            "--webhook-timeout-ms",
+            "--no-webhook-worker",
+            "NUDGE_WEBHOOK_POLL_MS",
+            "NUDGE_WEBHOOK_BACKOFF_MS",
+            "NUDGE_WEBHOOK_TIMEOUT_MS",
+            "NUDGE_WEBHOOK_WORKER",
             "NUDGE_DB",
             "DATABASE_URL",
             "NUDGE_DB_CONNECTIONS",

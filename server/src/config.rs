@@ -77,6 +77,8 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` entry (set this only behind
     /// a proxy that appends it), instead of the socket's peer address.
     pub trust_forwarded_for: bool,
+    /// The webhook delivery worker.
+    pub webhooks: crate::webhooks::worker::Settings,
 }
 
 impl Default for Config {
@@ -90,6 +92,7 @@ impl Default for Config {
             key_rate: Rate { per_second: 1000.0, burst: 2000.0 },
             addr_rate: Rate { per_second: 500.0, burst: 1000.0 },
             trust_forwarded_for: false,
+            webhooks: crate::webhooks::worker::Settings::default(),
         }
     }
 }

@@ -24,3 +24,4 @@ pub mod profiles;
 pub mod site_config;
 pub mod sites;
 pub mod store;
+pub mod webhooks;

@@ -15,12 +15,14 @@ pub(crate) struct Migration {
 pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/sqlite/0002_profiles.sql") },
+    Migration { version: 3, name: "webhooks", sql: include_str!("../../migrations/sqlite/0003_webhooks.sql") },
 ];
 
 /// PostgreSQL's migrations, the same changes in its dialect.
 pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/postgres/0002_profiles.sql") },
+    Migration { version: 3, name: "webhooks", sql: include_str!("../../migrations/postgres/0003_webhooks.sql") },
 ];
 
 /// The bookkeeping table, valid in both dialects.

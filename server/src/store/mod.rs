@@ -6,6 +6,7 @@
 mod migrate;
 mod postgres;
 mod sqlite;
+mod webhooks;
 
 use std::fmt;
 
