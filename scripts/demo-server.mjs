@@ -2,8 +2,12 @@
 // Serves the demo store on 127.0.0.1: demo-site/ at /, the built SDK (js/dist) at /sdk/.
 // Port from $PORT (default 8780; 0 picks a free one). Node's standard library only.
 // scripts/demo builds js/dist first and then runs this; run it alone to skip the build.
+//
+// With NUDGE_SERVER=http://127.0.0.1:8700 and NUDGE_WRITE_KEY=wk_..., it also passes /v1/*
+// to that nudge-server (so the pages' `endpoint: location.origin` reaches it, same-origin)
+// and writes the site's write key into the pages in place of 'demo_write_key'.
 
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -45,7 +49,24 @@ function send(res, status, type, body) {
   res.end(body);
 }
 
+const NUDGE_SERVER = process.env.NUDGE_SERVER ? new URL(process.env.NUDGE_SERVER) : null;
+const WRITE_KEY = process.env.NUDGE_WRITE_KEY || '';
+
+// Passes a /v1/ request to the nudge-server as it came, and its answer back.
+function proxy(req, res) {
+  const upstream = request(
+    { host: NUDGE_SERVER.hostname, port: NUDGE_SERVER.port, method: req.method, path: req.url, headers: req.headers },
+    (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', () => send(res, 502, 'text/plain', 'the nudge-server does not answer\n'));
+  req.pipe(upstream);
+}
+
 const server = createServer(async (req, res) => {
+  if (NUDGE_SERVER && req.url.startsWith('/v1/')) return proxy(req, res);
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET and HEAD\n');
   let path;
   try {
@@ -59,7 +80,8 @@ const server = createServer(async (req, res) => {
     : inside(SITE, path.endsWith('/') ? path.slice(1) + 'index.html' : path.slice(1));
   if (!file) return send(res, 404, 'text/plain', 'not found\n');
   try {
-    const body = await readFile(file);
+    let body = await readFile(file);
+    if (WRITE_KEY && extname(file) === '.html') body = String(body).replaceAll('demo_write_key', WRITE_KEY);
     send(res, 200, TYPES[extname(file)] || 'application/octet-stream', req.method === 'HEAD' ? undefined : body);
   } catch {
     send(res, 404, 'text/plain', 'not found\n');
@@ -76,6 +98,7 @@ server.on('error', (e) => {
 server.listen(port, HOST, () => {
   console.log(`Nudge demo: open http://${HOST}:${server.address().port}/`);
   console.log('(serving demo-site/ and js/dist at /sdk/; Ctrl-C stops it)');
+  if (NUDGE_SERVER) console.log(`(events go to the nudge-server at ${NUDGE_SERVER.origin} through /v1/)`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
