@@ -19,7 +19,7 @@ use nudge_server::app;
 use nudge_server::sites::new_site;
 use nudge_server::store::Store;
 use nudge_server::webhooks::signing::{idempotency_key, verify};
-use nudge_server::webhooks::worker::{system_clock, Clock, Settings, Worker, WorkerHandle};
+use nudge_server::webhooks::worker::{system_clock, Clock, Round, Settings, Worker, WorkerHandle};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_nudge-server");
@@ -336,19 +336,18 @@ async fn gives_up_after_24_hours(backend: Backend) {
         let now = Arc::clone(&now);
         Arc::new(move || now.load(Ordering::SeqCst))
     };
-    // Backoff from 1 minute, on the injected clock: nothing is due until the test moves it.
+    // Backoff from 1 minute, on the injected clock; the test runs the worker's rounds itself.
     let settings = Settings { backoff_base: Duration::from_secs(60), ..fast(0) };
-    let handle = worker(&server.store, settings, clock);
+    let worker = Worker::new(server.store.clone(), settings, clock).expect("worker");
     server.send(vec![track("m-1")]).await;
-    receiver.wait_until(Duration::from_secs(10), "the first attempt", |h| h.len() == 1).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(receiver.hits().len(), 1, "the retry waits for the clock");
+    assert_eq!(worker.round().await.unwrap(), Round { enqueued: 1, attempted: 1 });
+    assert_eq!(worker.round().await.unwrap().attempted, 0, "the retry waits for the clock");
+    now.store(start + 29_000, Ordering::SeqCst);
+    assert_eq!(worker.round().await.unwrap().attempted, 0, "the first wait is at least half the base");
 
-    let mut seen = 1;
     for at in [2 * 60_000, HOUR, 23 * HOUR, 24 * HOUR - 1] {
         now.store(start + at, Ordering::SeqCst);
-        seen += 1;
-        receiver.wait_until(Duration::from_secs(10), "a retry", |h| h.len() == seen).await;
+        assert_eq!(worker.round().await.unwrap().attempted, 1, "a retry at {at} ms");
     }
     let (_, page) = server.secret_get(&format!("/v1/webhooks/{id}/deliveries")).await;
     let d = &page["deliveries"][0];
@@ -357,11 +356,11 @@ async fn gives_up_after_24_hours(backend: Backend) {
     let next = nudge_server::message::parse_time(d["nextAttemptAt"].as_str().unwrap()).unwrap();
     assert_eq!(next, start + 24 * HOUR);
     now.store(start + 24 * HOUR, Ordering::SeqCst);
-    seen += 1;
-    receiver.wait_until(Duration::from_secs(10), "the last attempt", |h| h.len() == seen).await;
+    assert_eq!(worker.round().await.unwrap().attempted, 1, "the last attempt");
     now.store(start + 48 * HOUR, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(receiver.hits().len(), seen, "nothing after giving up");
+    assert_eq!(worker.round().await.unwrap().attempted, 0, "nothing after giving up");
+    let seen = 6;
+    assert_eq!(receiver.hits().len(), seen);
     let (_, page) = server.secret_get(&format!("/v1/webhooks/{id}/deliveries?status=failed")).await;
     let d = &page["deliveries"][0];
     assert_eq!((&d["status"], &d["attempts"], &d["lastStatus"]), (&json!("failed"), &json!(seen), &json!(500)));
@@ -372,7 +371,6 @@ async fn gives_up_after_24_hours(backend: Backend) {
         let t: i64 = hit.signature.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
         check_hit(&hit, &id, &secret, t);
     }
-    handle.stop().await;
     server.stop().await;
 }
 
