@@ -162,16 +162,10 @@ async fn ingest(
     };
 
     let accepted = events.len();
-    let (events, dropped) =
-        crate::erase::drop_erased(&app.store, &site.id, events).await.map_err(|e| ApiError::storage(&e))?;
-    let outcome = app.store.insert_events(&site.id, &events).await.map_err(|e| ApiError::storage(&e))?;
-    // What is new folds into profiles (and later queues webhooks): `outcome.stored` holds
-    // the seq of each message stored for the first time. The messages are committed
-    // whatever happens here, so a failed fold is logged, not reported as a failed ingest;
-    // the person's next out-of-order message or config change folds their history again.
-    if let Err(e) = crate::profiles::fold_new(&app.store, &site.id, &outcome.stored, received_ms).await {
-        eprintln!("nudge-server: folding into profiles failed for site {}: {e}", site.id);
-    }
+    // Stored and folded into profiles in one transaction (shared with concurrent
+    // requests); this returns after its commit.
+    let outcome = app.store.ingest(&site.id, events, received_ms).await.map_err(|e| ApiError::storage(&e))?;
+    let dropped = outcome.dropped;
     let reply = Reply {
         success: rejected.is_empty(),
         error: None,

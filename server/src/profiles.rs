@@ -120,19 +120,35 @@ fn is_track(e: &StoredEvent, name: &str) -> bool {
 }
 
 async fn fold_in(tx: &mut WriteTx<'_>, site_id: &str, seqs: &[i64], now_ms: i64) -> Result<FoldOutcome, StoreError> {
-    let mut outcome = FoldOutcome::default();
-    let config = site_config::load(&mut tx.db(), site_id).await?;
-    let th = &config.thresholds;
     let events = events_by_seq(&mut tx.db(), site_id, seqs).await?;
 
     // People erased before these arrived: their messages go, and build nothing.
     let (users, anons) = ids_of(&events);
     let erased = erase::erased_among(&mut tx.db(), site_id, &users, &anons).await?;
-    let (late, mut events): (Vec<_>, Vec<_>) =
+    let (late, events): (Vec<_>, Vec<_>) =
         events.into_iter().partition(|e| erased.covers(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref()));
     let late_seqs: Vec<i64> = late.iter().map(|e| e.seq).collect();
     delete_events(&mut tx.db(), site_id, &late_seqs).await?;
+    let mut outcome = fold_events(tx, site_id, events, now_ms).await?;
     outcome.dropped = late.len();
+    Ok(outcome)
+}
+
+/// Folds newly stored messages of a site into their people's profiles, in `tx` (which
+/// holds the site's write lock). The caller has left out messages naming erased people,
+/// under the same lock (see `store::group`).
+pub async fn fold_events(
+    tx: &mut WriteTx<'_>,
+    site_id: &str,
+    mut events: Vec<StoredEvent>,
+    now_ms: i64,
+) -> Result<FoldOutcome, StoreError> {
+    let mut outcome = FoldOutcome::default();
+    if events.is_empty() {
+        return Ok(outcome);
+    }
+    let config = site_config::load(&mut tx.db(), site_id).await?;
+    let th = &config.thresholds;
 
     // forget() in a browser: erase that browser's messages; its user (if any) is refolded.
     let mut refold: BTreeSet<Person> = BTreeSet::new();

@@ -3,6 +3,7 @@
 //! never see which one is in use. Migrations (`server/migrations/{sqlite,postgres}/`) run
 //! when a store is opened.
 
+mod group;
 mod migrate;
 mod postgres;
 mod sqlite;
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Database;
 
+pub use group::{GroupCommit, IngestOutcome};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -320,6 +322,35 @@ impl Store {
                 WriteTx::Postgres(tx)
             }
         })
+    }
+
+    /// Begins a write transaction holding the write locks of several sites (taken in key
+    /// order on PostgreSQL, so two such transactions cannot deadlock).
+    pub async fn write_sites(&self, site_ids: &[&str]) -> Result<WriteTx<'_>, StoreError> {
+        Ok(match self {
+            Store::Sqlite(s) => {
+                let writer = s.writer().lock().await;
+                WriteTx::Sqlite(s.pool().begin_with("BEGIN IMMEDIATE").await?, writer)
+            }
+            Store::Postgres(s) => {
+                let mut keys: Vec<i64> = site_ids.iter().map(|id| site_lock_key(id)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let mut tx = s.pool().begin().await?;
+                for key in keys {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+                }
+                WriteTx::Postgres(tx)
+            }
+        })
+    }
+
+    /// The ingest group commit of this store (shared by its clones).
+    fn group(&self) -> &std::sync::Arc<GroupCommit> {
+        match self {
+            Store::Sqlite(s) => &s.group,
+            Store::Postgres(s) => &s.group,
+        }
     }
 
     /// Which backend this is.

@@ -16,6 +16,7 @@ const MIGRATION_LOCK: i64 = 0x6e75_6467_655f_6d67; // "nudge_mg"
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    pub(super) group: std::sync::Arc<super::GroupCommit>,
 }
 
 impl PgStore {
@@ -23,7 +24,7 @@ impl PgStore {
     pub async fn open(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, group: Default::default() };
         store.migrate().await?;
         Ok(store)
     }

@@ -18,6 +18,7 @@ use super::{stored_event, InsertOutcome, NewEvent, Site, StoreError, StoredEvent
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Arc<Mutex<()>>,
+    pub(super) group: Arc<super::GroupCommit>,
 }
 
 impl SqliteStore {
@@ -31,7 +32,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(max_connections.max(1)).connect_with(options).await?;
-        let store = SqliteStore { pool, writer: Arc::new(Mutex::new(())) };
+        let store = SqliteStore { pool, writer: Arc::new(Mutex::new(())), group: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
