@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::store::{json_list, on_db, Db, StoreError};
+use crate::store::{json_list, on_db, Db, Dialect, StoreError};
 
 /// Whom a profile belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,32 +67,36 @@ impl Person {
     }
 }
 
-/// Links each `(anonymousId, userId)` not linked yet; returns the links that are new.
+/// Links each `(anonymousId, userId)` not linked yet, in one statement; returns the links
+/// that are new. For an anonymous id named twice, the first pair wins.
 pub async fn link(
     db: &mut Db<'_>,
     site_id: &str,
     pairs: &[(String, String)],
     now_ms: i64,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let mut new = Vec::new();
-    for (anonymous_id, user_id) in pairs {
-        let inserted: Option<String> = on_db!(db, |c, _d| {
-            sqlx::query_scalar(
-                "INSERT INTO identities (site_id, anonymous_id, user_id, created_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (site_id, anonymous_id) DO NOTHING RETURNING anonymous_id",
-            )
-            .bind(site_id)
-            .bind(anonymous_id)
-            .bind(user_id)
-            .bind(now_ms)
-            .fetch_optional(&mut *c)
-            .await?
-        });
-        if inserted.is_some() {
-            new.push((anonymous_id.clone(), user_id.clone()));
-        }
+    if pairs.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(new)
+    let list = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
+    let source = |d: Dialect| match d {
+        Dialect::Sqlite => "SELECT $1, value ->> 0, value ->> 1, $3 FROM json_each($2) WHERE true ORDER BY key",
+        Dialect::Postgres => {
+            "SELECT $1, p ->> 0, p ->> 1, $3 FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x (p, n) \
+             ORDER BY n"
+        }
+    };
+    let inserted: Vec<(String, String)> = on_db!(db, |c, d| {
+        let sql = format!(
+            "INSERT INTO identities (site_id, anonymous_id, user_id, created_ms) {} \
+             ON CONFLICT (site_id, anonymous_id) DO NOTHING RETURNING anonymous_id, user_id",
+            source(d)
+        );
+        sqlx::query_as(&sql).bind(site_id).bind(&list).bind(now_ms).fetch_all(&mut *c).await?
+    });
+    // In the order asked (RETURNING does not promise one).
+    let new: std::collections::HashSet<(String, String)> = inserted.into_iter().collect();
+    Ok(pairs.iter().filter(|p| new.contains(*p)).cloned().collect())
 }
 
 /// The links of these anonymous ids, and every link of these users: anonymousId -> userId.

@@ -82,7 +82,7 @@ impl Store {
                 run_group(&store, jobs).await;
             }
         });
-        answer.await.unwrap_or_else(|_| Err(StoreError::Migration("the ingest transaction was abandoned".into())))
+        answer.await.unwrap_or(Err(StoreError::Abandoned))
     }
 }
 

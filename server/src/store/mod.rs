@@ -84,6 +84,8 @@ pub enum StoreError {
     Db(sqlx::Error),
     /// A migration could not be applied.
     Migration(String),
+    /// The ingest transaction a request was queued for ended without answering (it panicked).
+    Abandoned,
 }
 
 impl fmt::Display for StoreError {
@@ -91,6 +93,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Db(e) => write!(f, "database: {e}"),
             StoreError::Migration(m) => write!(f, "migration: {m}"),
+            StoreError::Abandoned => write!(f, "the ingest transaction ended without an answer"),
         }
     }
 }
@@ -311,17 +314,7 @@ impl Store {
 
     /// Begins a write transaction holding `site_id`'s write lock (see [`WriteTx`]).
     pub async fn write(&self, site_id: &str) -> Result<WriteTx<'_>, StoreError> {
-        Ok(match self {
-            Store::Sqlite(s) => {
-                let writer = s.writer().lock().await;
-                WriteTx::Sqlite(s.pool().begin_with("BEGIN IMMEDIATE").await?, writer)
-            }
-            Store::Postgres(s) => {
-                let mut tx = s.pool().begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(site_lock_key(site_id)).execute(&mut *tx).await?;
-                WriteTx::Postgres(tx)
-            }
-        })
+        self.write_sites(&[site_id]).await
     }
 
     /// Begins a write transaction holding the write locks of several sites (taken in key
@@ -336,11 +329,12 @@ impl Store {
                 let mut keys: Vec<i64> = site_ids.iter().map(|id| site_lock_key(id)).collect();
                 keys.sort_unstable();
                 keys.dedup();
-                let mut tx = s.pool().begin().await?;
+                // BEGIN and the locks in one round trip (the keys are integers we made).
+                let mut begin = String::from("BEGIN");
                 for key in keys {
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+                    begin.push_str(&format!("; SELECT pg_advisory_xact_lock({key})"));
                 }
-                WriteTx::Postgres(tx)
+                WriteTx::Postgres(s.pool().begin_with(begin).await?)
             }
         })
     }
