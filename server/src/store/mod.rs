@@ -330,7 +330,10 @@ impl Store {
                 keys.sort_unstable();
                 keys.dedup();
                 // BEGIN and the locks in one round trip (the keys are integers we made).
-                let mut begin = String::from("BEGIN");
+                // Custom plans: a cached generic plan made while a table was small (a new
+                // database, before autovacuum's first ANALYZE) would keep scanning every row
+                // of the site for a lookup by key long after the table has grown.
+                let mut begin = String::from("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
                 for key in keys {
                     begin.push_str(&format!("; SELECT pg_advisory_xact_lock({key})"));
                 }
