@@ -1,7 +1,8 @@
-//! A rough ingest probe (not the issue's load test): an in-process server on a fresh
-//! database, 8 clients each sending 40 batches of 100 SDK-like track messages as fast as
-//! they can; prints events per second and acknowledgement latency. Every batch is stored
-//! and folded into profiles before its 200.
+//! A rough ingest probe (the issue's load test is `bench/ingest`, with `ingest_load.rs`): an
+//! in-process server on a fresh database, 8 clients each sending 40 batches of 100 SDK-like
+//! track messages (100 different people per batch) as fast as they can; prints events per
+//! second and acknowledgement latency. Every batch is stored and folded into profiles
+//! before its 200.
 //!
 //! ```sh
 //! cargo run --release -p nudge-server --example ingest_probe                  # SQLite in /tmp

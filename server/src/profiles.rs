@@ -2,8 +2,9 @@
 //! cached in the `profiles` table, and rendered for the API.
 //!
 //! A profile is a function of the person's set of messages, whatever the order they
-//! arrive in. After every ingest the new messages are folded under the site's write lock:
-//! onto the cached profile when they all sort after the last message folded into it,
+//! arrive in. Ingest folds the new messages in the transaction that stores them, under the
+//! site's write lock ([`fold_events`], called by `store::group`, which also shares one
+//! transaction among concurrent requests): onto the cached profile when they all sort after the last message folded into it,
 //! otherwise (a late message, a new person, two browsers just linked, a forgotten browser,
 //! changed thresholds) by folding the person's whole history again. Stage changes found on
 //! the way are stored as `Stage Changed` track messages (with `context.library.name` =
@@ -91,8 +92,9 @@ pub struct FoldOutcome {
     pub dropped: usize,
 }
 
-/// Folds newly stored messages (their `seq`s) into their people's profiles, in one
-/// transaction under the site's write lock.
+/// Folds messages stored earlier (their `seq`s) into their people's profiles, in one
+/// transaction under the site's write lock: ingest's fallback when storing and folding in
+/// one transaction failed (see `store::group`).
 pub async fn fold_new(store: &Store, site_id: &str, seqs: &[i64], now_ms: i64) -> Result<FoldOutcome, StoreError> {
     if seqs.is_empty() {
         return Ok(FoldOutcome::default());
