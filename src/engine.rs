@@ -513,13 +513,7 @@ impl Engine {
     /// Compares each category's stage with the one last reported; reports changes as
     /// `Stage Changed` events and in the outputs.
     fn report_stages(&mut self, input: &Input, at: Millis, out: &mut Outputs) {
-        let th = self.settings.thresholds.clone();
-        let mut changes = Vec::new();
-        for (cat, ev) in self.profile.categories.iter_mut() {
-            if let Some((from, to)) = ev.settle(input.now.max(at), &th) {
-                changes.push(StageChange { category: cat.clone(), from, to });
-            }
-        }
+        let changes = self.settle_stages(input.now.max(at));
         for (i, ch) in changes.iter().enumerate() {
             self.emit(input, "track", Some("Stage Changed"), &ch.to_json(), at, i as u16 + 1);
         }

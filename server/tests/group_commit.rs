@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{reply, Backend, TestServer, ALLOWED_ORIGIN};
+use common::{reply, Backend, Rng, TestServer, ALLOWED_ORIGIN};
 use nudge_server::sites::new_site;
 use nudge_server::store::Site;
 use serde_json::{json, Value};
@@ -15,17 +15,6 @@ use serde_json::{json, Value};
 /// 2027-01-15T09:00:00Z, in ms.
 const BASE: u64 = 1_800_003_600_000;
 const MINUTE: u64 = 60_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 /// Six browsers' messages; browsers 1 and 2 are identified as `u-1`, browser 3 as `u-3`.
 fn messages() -> Vec<Value> {

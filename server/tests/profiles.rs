@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{reply, Backend, TestServer, ALLOWED_ORIGIN};
+use common::{reply, Backend, Rng, TestServer, ALLOWED_ORIGIN};
 use nudge::config::Thresholds;
 use nudge::merge::{fold_all, Stored};
 use nudge_server::sites::new_site;
@@ -55,18 +55,6 @@ fn identify(id: &str, anon: &str, user: &str, minute: u64) -> Value {
 
 fn product(id: &str, category: &str, price: f64) -> Value {
     json!({ "product_id": id, "category": category, "price": price, "brand": "Acme" })
-}
-
-/// A deterministic pseudo-random sequence (xorshift64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// Two browsers of one shopper, identified as `u-1` part way through.

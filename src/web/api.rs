@@ -130,8 +130,7 @@ impl Nudge {
     /// waits for the outcome, since only the tab that owns the profile stores it.
     pub fn flush(&self) -> Promise {
         if !self.inner.shell.try_borrow().is_ok_and(|s| s.electing) {
-            flush(&self.inner);
-            deliver(&self.inner, true);
+            flush_and_send(&self.inner);
             return Promise::resolve(&JsValue::UNDEFINED);
         }
         let inner = self.inner.clone();
@@ -327,10 +326,16 @@ fn settle(inner: &Inner) {
     if waiting.is_empty() {
         return;
     }
-    flush(inner);
+    flush_and_send(inner);
     for resolve in waiting {
         let _ = resolve.call0(&JsValue::UNDEFINED);
     }
+}
+
+/// What `flush()` does once the tab's role is known: store now, and send everything waiting.
+fn flush_and_send(inner: &Inner) {
+    flush(inner);
+    deliver(inner, true);
 }
 
 fn flush(inner: &Inner) {

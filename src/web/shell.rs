@@ -290,10 +290,9 @@ impl Shell {
         }
         let now = env::now();
         self.delivery.observe(&self.engine.outbox, now);
-        let url = [&self.endpoint, "/v1/batch"].concat();
         let urgent = urgent || self.read_back_due;
         while let Some(batch) = self.delivery.take(&self.engine.outbox, &self.write_key, now, urgent) {
-            if !self.request(&url, Some(&batch.body), batch.seq) {
+            if !self.request(&[&self.endpoint, "/v1/batch"].concat(), Some(&batch.body), batch.seq) {
                 // The wrapper's send never throws; if it did, treat it as no network.
                 self.delivery.settle(
                     &mut self.engine.outbox,
@@ -320,13 +319,11 @@ impl Shell {
     }
 
     /// After `identify` with a `userHash`: asks the server for the user's profile merged
-    /// across devices (answered as request 0 in `delivered`).
+    /// across devices (answered as request 0 in `delivered`). Called from `deliver`, which
+    /// has checked the endpoint and consent.
     fn read_back(&self) {
         let p = &self.engine.profile;
         let (Some(user), Some(hash)) = (&p.user_id, &p.user_hash) else { return };
-        if self.endpoint.is_empty() || !self.engine.may_store() {
-            return;
-        }
         let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
         let url = [
             &self.endpoint,

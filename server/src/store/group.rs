@@ -233,46 +233,19 @@ async fn insert_returning(
             .await?
         }
         Db::Postgres(c) => {
-            let n = events.len();
-            let mut message_ids = Vec::with_capacity(n);
-            let mut kinds = Vec::with_capacity(n);
-            let mut names = Vec::with_capacity(n);
-            let mut user_ids = Vec::with_capacity(n);
-            let mut anonymous_ids = Vec::with_capacity(n);
-            let mut timestamps = Vec::with_capacity(n);
-            let mut received = Vec::with_capacity(n);
-            let mut bodies = Vec::with_capacity(n);
-            for e in events {
-                message_ids.push(e.message_id.as_str());
-                kinds.push(e.kind);
-                names.push(e.event.as_deref());
-                user_ids.push(e.user_id.as_deref());
-                anonymous_ids.push(e.anonymous_id.as_deref());
-                timestamps.push(e.timestamp_ms);
-                received.push(e.received_ms);
-                bodies.push(e.body.as_str());
-            }
-            sqlx::query_as(
-                "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, \
-                 received_ms, body) \
-                 SELECT $1, m, t, e, u, a, ts, r, b \
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
-                             $9::text[]) WITH ORDINALITY AS x (m, t, e, u, a, ts, r, b, n) \
-                 ORDER BY n \
-                 ON CONFLICT (site_id, message_id) DO NOTHING \
-                 RETURNING seq, message_id",
-            )
-            .bind(site_id)
-            .bind(&message_ids)
-            .bind(&kinds)
-            .bind(&names)
-            .bind(&user_ids)
-            .bind(&anonymous_ids)
-            .bind(&timestamps)
-            .bind(&received)
-            .bind(&bodies)
-            .fetch_all(&mut **c)
-            .await?
+            let cols = super::postgres::EventColumns::of(events.iter().copied());
+            sqlx::query_as(super::postgres::insert_unnest!("RETURNING seq, message_id"))
+                .bind(site_id)
+                .bind(&cols.message_ids)
+                .bind(&cols.kinds)
+                .bind(&cols.names)
+                .bind(&cols.user_ids)
+                .bind(&cols.anonymous_ids)
+                .bind(&cols.timestamps)
+                .bind(&cols.received)
+                .bind(&cols.bodies)
+                .fetch_all(&mut **c)
+                .await?
         }
     };
     Ok(rows.into_iter().map(|(seq, id)| (id, seq)).collect())

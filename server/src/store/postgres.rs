@@ -12,6 +12,62 @@ use super::{stored_event, InsertOutcome, NewEvent, Site, StoreError, StoredEvent
 /// Advisory lock key held while migrating, so nodes starting together migrate once.
 const MIGRATION_LOCK: i64 = 0x6e75_6467_655f_6d67; // "nudge_mg"
 
+/// The statement that stores a batch of events in one round trip: one array per column,
+/// unnested in order; a repeated `messageId` is left as it was. `$ret` is its RETURNING.
+macro_rules! insert_unnest {
+    ($ret:literal) => {
+        concat!(
+            "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, \
+             received_ms, body) \
+             SELECT $1, m, t, e, u, a, ts, r, b \
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], \
+                         $9::text[]) WITH ORDINALITY AS x (m, t, e, u, a, ts, r, b, n) \
+             ORDER BY n \
+             ON CONFLICT (site_id, message_id) DO NOTHING ",
+            $ret
+        )
+    };
+}
+pub(super) use insert_unnest;
+
+/// Events split into one array per column, bound as `$2`..`$9` of [`insert_unnest`].
+pub(super) struct EventColumns<'a> {
+    pub message_ids: Vec<&'a str>,
+    pub kinds: Vec<&'a str>,
+    pub names: Vec<Option<&'a str>>,
+    pub user_ids: Vec<Option<&'a str>>,
+    pub anonymous_ids: Vec<Option<&'a str>>,
+    pub timestamps: Vec<i64>,
+    pub received: Vec<i64>,
+    pub bodies: Vec<&'a str>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(super) fn of(events: impl IntoIterator<Item = &'a NewEvent>) -> Self {
+        let mut c = EventColumns {
+            message_ids: Vec::new(),
+            kinds: Vec::new(),
+            names: Vec::new(),
+            user_ids: Vec::new(),
+            anonymous_ids: Vec::new(),
+            timestamps: Vec::new(),
+            received: Vec::new(),
+            bodies: Vec::new(),
+        };
+        for e in events {
+            c.message_ids.push(e.message_id.as_str());
+            c.kinds.push(e.kind);
+            c.names.push(e.event.as_deref());
+            c.user_ids.push(e.user_id.as_deref());
+            c.anonymous_ids.push(e.anonymous_id.as_deref());
+            c.timestamps.push(e.timestamp_ms);
+            c.received.push(e.received_ms);
+            c.bodies.push(e.body.as_str());
+        }
+        c
+    }
+}
+
 /// A pool on one PostgreSQL database (and the schema its `search_path` selects).
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -98,48 +154,22 @@ impl PgStore {
     }
 
     pub(super) async fn insert_events(&self, site_id: &str, events: &[NewEvent]) -> Result<InsertOutcome, StoreError> {
-        let n = events.len();
-        let mut message_ids = Vec::with_capacity(n);
-        let mut kinds = Vec::with_capacity(n);
-        let mut names = Vec::with_capacity(n);
-        let mut user_ids = Vec::with_capacity(n);
-        let mut anonymous_ids = Vec::with_capacity(n);
-        let mut timestamps = Vec::with_capacity(n);
-        let mut received = Vec::with_capacity(n);
-        let mut bodies = Vec::with_capacity(n);
-        for e in events {
-            message_ids.push(e.message_id.as_str());
-            kinds.push(e.kind);
-            names.push(e.event.as_deref());
-            user_ids.push(e.user_id.as_deref());
-            anonymous_ids.push(e.anonymous_id.as_deref());
-            timestamps.push(e.timestamp_ms);
-            received.push(e.received_ms);
-            bodies.push(e.body.as_str());
-        }
-        let stored: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO events (site_id, message_id, type, event, user_id, anonymous_id, timestamp_ms, received_ms, body) \
-             SELECT $1, m, t, e, u, a, ts, r, b \
-             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::text[]) \
-                  WITH ORDINALITY AS x (m, t, e, u, a, ts, r, b, n) \
-             ORDER BY n \
-             ON CONFLICT (site_id, message_id) DO NOTHING \
-             RETURNING seq",
-        )
-        .bind(site_id)
-        .bind(&message_ids)
-        .bind(&kinds)
-        .bind(&names)
-        .bind(&user_ids)
-        .bind(&anonymous_ids)
-        .bind(&timestamps)
-        .bind(&received)
-        .bind(&bodies)
-        .fetch_all(&self.pool)
-        .await?;
+        let cols = EventColumns::of(events);
+        let stored: Vec<i64> = sqlx::query_scalar(insert_unnest!("RETURNING seq"))
+            .bind(site_id)
+            .bind(&cols.message_ids)
+            .bind(&cols.kinds)
+            .bind(&cols.names)
+            .bind(&cols.user_ids)
+            .bind(&cols.anonymous_ids)
+            .bind(&cols.timestamps)
+            .bind(&cols.received)
+            .bind(&cols.bodies)
+            .fetch_all(&self.pool)
+            .await?;
         let mut stored = stored;
         stored.sort_unstable();
-        let duplicates = n - stored.len();
+        let duplicates = events.len() - stored.len();
         Ok(InsertOutcome { stored, duplicates })
     }
 

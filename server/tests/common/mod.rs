@@ -246,3 +246,16 @@ pub async fn reply(response: reqwest::Response) -> (u16, serde_json::Value) {
     let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, json)
 }
+
+/// A deterministic pseudo-random sequence (xorshift64), for shuffles the tests can repeat.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
