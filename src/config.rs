@@ -25,6 +25,17 @@ pub struct Thresholds {
     pub loyalty_return_hours: f64,
     /// Minutes of inactivity that end a session. Default 30.
     pub session_timeout_minutes: f64,
+    /// Minutes after the last cart activity, with no order, at which the server records
+    /// `Cart Abandoned`. Default 60.
+    pub cart_abandon_minutes: f64,
+    /// Upward pointer speed, in pixels per second, above which leaving through the top of
+    /// the viewport counts as exit intent (a slow drift to the tab bar does not). Default 800.
+    pub exit_pointer_speed: f64,
+    /// Upward scroll speed, in pixels per second, that counts as exit intent on touch
+    /// screens. Default 2500.
+    pub exit_scroll_speed: f64,
+    /// Seconds without input after which an idle shopper counts as leaving. Default 60.
+    pub idle_seconds: f64,
 }
 crate::json_struct!(Thresholds {
     consideration_views: "consideration_views",
@@ -34,7 +45,11 @@ crate::json_struct!(Thresholds {
     decision_burst_minutes: "decision_burst_minutes",
     affinity_half_life_days: "affinity_half_life_days",
     loyalty_return_hours: "loyalty_return_hours",
-    session_timeout_minutes: "session_timeout_minutes"
+    session_timeout_minutes: "session_timeout_minutes",
+    cart_abandon_minutes: "cart_abandon_minutes",
+    exit_pointer_speed: "exit_pointer_speed",
+    exit_scroll_speed: "exit_scroll_speed",
+    idle_seconds: "idle_seconds"
 });
 
 impl Default for Thresholds {
@@ -48,6 +63,10 @@ impl Default for Thresholds {
             affinity_half_life_days: 14.0,
             loyalty_return_hours: 12.0,
             session_timeout_minutes: 30.0,
+            cart_abandon_minutes: 60.0,
+            exit_pointer_speed: 800.0,
+            exit_scroll_speed: 2500.0,
+            idle_seconds: 60.0,
         }
     }
 }
@@ -63,6 +82,10 @@ pub struct ThresholdOverrides {
     affinity_half_life_days: Option<f64>,
     loyalty_return_hours: Option<f64>,
     session_timeout_minutes: Option<f64>,
+    cart_abandon_minutes: Option<f64>,
+    exit_pointer_speed: Option<f64>,
+    exit_scroll_speed: Option<f64>,
+    idle_seconds: Option<f64>,
 }
 
 impl ThresholdOverrides {
@@ -85,6 +108,10 @@ impl ThresholdOverrides {
             affinity_half_life_days: num("affinity_half_life_days"),
             loyalty_return_hours: num("loyalty_return_hours"),
             session_timeout_minutes: num("session_timeout_minutes"),
+            cart_abandon_minutes: num("cart_abandon_minutes"),
+            exit_pointer_speed: num("exit_pointer_speed"),
+            exit_scroll_speed: num("exit_scroll_speed"),
+            idle_seconds: num("idle_seconds"),
         };
         (o, bad)
     }
@@ -106,6 +133,10 @@ impl Thresholds {
         set(&mut self.affinity_half_life_days, o.affinity_half_life_days);
         set(&mut self.loyalty_return_hours, o.loyalty_return_hours);
         set(&mut self.session_timeout_minutes, o.session_timeout_minutes);
+        set(&mut self.cart_abandon_minutes, o.cart_abandon_minutes);
+        set(&mut self.exit_pointer_speed, o.exit_pointer_speed);
+        set(&mut self.exit_scroll_speed, o.exit_scroll_speed);
+        set(&mut self.idle_seconds, o.idle_seconds);
     }
 
     /// Window for `consideration` views. In milliseconds.
@@ -131,6 +162,11 @@ impl Thresholds {
     /// Time after an order from which activity counts as coming back. In milliseconds.
     pub fn loyalty_return(&self) -> Millis {
         (self.loyalty_return_hours * HOUR as f64) as Millis
+    }
+
+    /// Time after the last cart activity at which an unordered cart counts as abandoned. In milliseconds.
+    pub fn cart_abandon_after(&self) -> Millis {
+        (self.cart_abandon_minutes * MINUTE as f64) as Millis
     }
 
     /// Inactivity that ends a session. In milliseconds.

@@ -356,6 +356,8 @@ fn settings() -> BoxedStrategy<Settings> {
         "affinity_half_life_days",
         "loyalty_return_hours",
         "session_timeout_minutes",
+        "cart_abandon_minutes",
+        "idle_seconds",
     ]);
     (
         vec((key, value), 0..4),
