@@ -554,7 +554,7 @@ impl Engine {
                 Some((input.page.clone(), session, render_context(&input.page, &s.user_agent, &s.locale, session)));
         }
         let context = self.context.as_ref().map_or("{}", |c| c.2.as_str());
-        let mut consent = String::new();
+        let mut consent = String::with_capacity(64);
         consent_json(&mut consent, self.consent());
         let id = uuid(&input.seed, n);
         let message = write(&Parts {

@@ -228,6 +228,16 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String, ParseError> {
         self.i += 1; // the opening quote
+                     // Most strings hold no escape: find the closing quote and copy the run at once.
+        let run = self.b.get(self.i..).unwrap_or(&[]).iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        if let Some(n) = run {
+            if self.b.get(self.i + n) == Some(&b'"') {
+                let text = self.b.get(self.i..self.i + n).ok_or(SYNTAX)?;
+                self.i += n + 1;
+                // A run cut from a &str at ASCII quotes is UTF-8.
+                return String::from_utf8(text.to_vec()).map_err(|_| SYNTAX);
+            }
+        }
         let mut out: Vec<u8> = Vec::new();
         loop {
             let c = self.peek().ok_or(SYNTAX)?;
@@ -399,6 +409,12 @@ fn to_f64(mantissa: u64, exp: i32) -> f64 {
 /// Appends `s` as a JSON string literal.
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
+    // Most strings need no escape: one copy, no per-byte work.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in s.as_bytes().iter().enumerate() {
         let esc: &str = match b {

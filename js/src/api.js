@@ -56,7 +56,10 @@ function strict(key, value) {
 function toJson(value, what) {
   if (value === undefined) return undefined;
   try {
-    return JSON.stringify(value, strict);
+    // Without a replacer first (several times faster); only text that holds a null, which
+    // may have been a NaN or an Infinity, is written again with the strict check.
+    const text = JSON.stringify(value);
+    return typeof text === 'string' && !text.includes('null') ? text : JSON.stringify(value, strict);
   } catch (e) {
     throw new NotJson(`${what} must be JSON: ${e && e.message}`);
   }

@@ -14,17 +14,46 @@ pub fn now() -> u64 {
     }
 }
 
-/// 32 hex digits of randomness from `crypto.getRandomValues` (Math.random if missing).
-pub fn seed() -> String {
-    let mut bytes = [0u8; 16];
+/// Random bytes fetched per `crypto.getRandomValues` call: one call serves 16 seeds, so a
+/// burst of `track()` calls does not cross into JS for randomness on every call.
+const POOL_BYTES: usize = 256;
+
+thread_local! {
+    /// Unused random bytes and how many of them are already used.
+    static POOL: std::cell::RefCell<([u8; POOL_BYTES], usize)> = const { std::cell::RefCell::new(([0; POOL_BYTES], POOL_BYTES)) };
+}
+
+/// Fills `pool` from `crypto.getRandomValues` (Math.random if it is missing or throws).
+fn refill(pool: &mut [u8; POOL_BYTES]) {
+    // getRandomValues takes at most 65,536 bytes at a time; 256 is well inside.
     let filled = web_sys::window()
         .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
+        .is_some_and(|c| c.get_random_values_with_u8_array(pool).is_ok());
     if !filled {
-        for b in bytes.iter_mut() {
+        for b in pool.iter_mut() {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }
     }
+}
+
+/// 32 hex digits of randomness from `crypto.getRandomValues` (Math.random if missing).
+pub fn seed() -> String {
+    let mut bytes = [0u8; 16];
+    POOL.with(|p| {
+        let Ok(mut p) = p.try_borrow_mut() else {
+            refill_into(&mut bytes);
+            return;
+        };
+        let (pool, used) = &mut *p;
+        if *used + bytes.len() > POOL_BYTES {
+            refill(pool);
+            *used = 0;
+        }
+        bytes.copy_from_slice(pool.get(*used..*used + 16).unwrap_or(&[0; 16]));
+        // Spent bytes are overwritten so that they never serve twice.
+        pool.get_mut(*used..*used + 16).into_iter().for_each(|b| b.fill(0));
+        *used += 16;
+    });
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(32);
     for b in bytes {
@@ -32,6 +61,13 @@ pub fn seed() -> String {
         s.push(DIGITS[usize::from(b & 15)] as char);
     }
     s
+}
+
+/// Direct randomness for the (unreachable in practice) case of a re-entrant call.
+fn refill_into(bytes: &mut [u8; 16]) {
+    let mut pool = [0u8; POOL_BYTES];
+    refill(&mut pool);
+    bytes.copy_from_slice(&pool[..16]);
 }
 
 /// The current page: URL, title and referrer.
