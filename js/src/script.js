@@ -16,12 +16,16 @@ function wasmUrl() {
 function install() {
   const stub = window.nudge || (window.nudge = {});
   if (stub.loaded) return; // this script ran already
-  // The snippet's early fetch of nudge.wasm, used when init loads from the same URL.
+  // The snippet's early compile of nudge.wasm (a promise of a WebAssembly.Module), used
+  // when init loads from the same URL. If it failed (a server that does not send
+  // application/wasm, say), the SDK loads the URL itself and reports what goes wrong.
   const prefetched = Array.isArray(stub.w) ? stub.w : [];
   delete stub.w;
-  const load = (url) => {
-    const source = String(url) === prefetched[0] ? prefetched[1] : url;
-    return init({ module_or_path: source }).then(() => Nudge);
+  const load = async (url) => {
+    let source = url;
+    if (String(url) === prefetched[0]) source = await Promise.resolve(prefetched[1]).catch(() => url);
+    await init({ module_or_path: source });
+    return Nudge;
   };
   const api = createApi(load, wasmUrl);
   const queued = Array.isArray(stub.q) ? stub.q : [];

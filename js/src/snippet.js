@@ -27,12 +27,14 @@
   s.async = true;
   s.src = 'https://cdn.nudge.example/nudge.min.js';
   (d.head || d.documentElement).appendChild(s);
-  // Fetch nudge.wasm (beside the script) now, in parallel with the script, instead of after
-  // it: the SDK is ready a round trip and a script parse sooner. A failed fetch is the
-  // SDK's to report, never an unhandled rejection in the page.
+  // Fetch and compile nudge.wasm (beside the script) now, in parallel with the script,
+  // instead of after it: the browser compiles it off the main thread while the bytes
+  // arrive, and the SDK is ready a round trip and a compile sooner. A failure is the SDK's
+  // to report (it loads the Wasm again itself), never an unhandled rejection in the page.
   var u = s.src.replace(/[^\/]*$/, 'nudge.wasm');
-  if (w.fetch) {
-    n.w = [u, fetch(u)];
+  var a = w.WebAssembly;
+  if (w.fetch && a && a.compileStreaming) {
+    n.w = [u, a.compileStreaming(fetch(u))];
     n.w[1]['catch'](function () {});
   }
   n.init({ writeKey: 'WRITE_KEY', endpoint: 'https://nudge.example' });

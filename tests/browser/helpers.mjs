@@ -125,8 +125,9 @@ export async function startServer() {
       }
       if (file) {
         const body = await readFile(file);
+        const type = extname(file) === '.wasm' && state.wasmType ? state.wasmType : TYPES[extname(file)];
         res.writeHead(200, {
-          'content-type': TYPES[extname(file)] || 'application/octet-stream',
+          'content-type': type || 'application/octet-stream',
           'cache-control': 'no-store',
           ...headers,
         });
@@ -156,6 +157,10 @@ export async function startServer() {
     },
     serveDir(dir) {
       staticDir = dir;
+    },
+    /** Serves nudge.wasm with this Content-Type (a misconfigured CDN); null restores it. */
+    setWasmType(t) {
+      state.wasmType = t;
     },
     setSdkHeaders(h) {
       state.sdkHeaders = h;

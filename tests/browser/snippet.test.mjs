@@ -127,6 +127,19 @@ test('a page with the snippet loads without errors or console errors', async () 
   assert.deepEqual(consoleMessages.filter((m) => m.type === 'error' || m.type === 'warning'), []);
 });
 
+test('nudge.wasm served without application/wasm: the early compile fails quietly and the SDK still starts', async () => {
+  env.server.setWasmType('application/octet-stream');
+  try {
+    const { page, errors, consoleMessages } = await env.load({});
+    assert.ok(await page.evaluate(() => window.nudge.track('Works') !== false));
+    assert.ok(await page.evaluate(() => window.nudge.profile() !== null), 'the SDK is running');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(consoleMessages.filter((m) => m.type === 'error'), []);
+  } finally {
+    env.server.setWasmType(null);
+  }
+});
+
 test('the snippet fetches nudge.wasm alongside nudge.min.js, and the SDK uses that one fetch', async () => {
   const before = env.server.requests.length;
   const { page, errors } = await env.load({ sdkQuery: 'delay=300' }, { wait: false });
