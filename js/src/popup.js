@@ -37,12 +37,13 @@ img{display:block;width:100%;height:auto;max-height:200px;object-fit:cover;borde
 button,input{font:inherit;margin:0;box-sizing:border-box}
 button{cursor:pointer;border-radius:calc(var(--nudge-radius,12px)/2)}
 :focus-visible{outline:3px solid var(--nudge-accent,#1d4ed8);outline-offset:2px}
-.x{position:absolute;top:4px;right:4px;width:44px;height:44px;padding:0;border:0;background:none;color:inherit;font-size:28px;line-height:1}
+.x{position:absolute;top:6px;right:6px;width:40px;height:40px;padding:0;border:0;border-radius:50%;background:var(--nudge-bg,#fff);color:inherit;font-size:28px;line-height:1}
 label{display:block;font-size:14px;font-weight:600;margin:0 0 4px}
 input{display:block;width:100%;padding:11px 12px;font-size:16px;color:#1a1a1a;background:#fff;border:1px solid #767676;border-radius:calc(var(--nudge-radius,12px)/2)}
 [aria-invalid=true]{border-color:#b91c1c}
 .m{font-size:14px;margin:6px 0 10px}
 .e{color:#b91c1c}
+.v{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 .c{display:flex;flex-wrap:wrap;align-items:center;gap:8px;padding:12px;margin:0 0 12px;border:2px dashed var(--nudge-accent,#1d4ed8);border-radius:calc(var(--nudge-radius,12px)/2)}
 code{flex:1 1 auto;font:700 20px/1.2 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.04em;user-select:all;-webkit-user-select:all}
 .c p{flex-basis:100%;margin:0;font-size:14px}
@@ -90,7 +91,8 @@ function focused() {
  *
  * Handlers (all optional, each call guarded: a handler that throws or rejects never
  * reaches the page):
- * - `shown()`: once, after the popup has been painted.
+ * - `shown()`: once, after the popup has been painted (or at once if the shopper acts
+ *   sooner), always before `convert` and `dismiss`.
  * - `convert(email)`: the shopper asked for the offer; `email` is a checked address
  *   (`content.emailField`) or null. Resolves to `{coupon, expires_at?}`; a rejection (or
  *   no coupon) shows a retry message when an email was sent; without an email field the
@@ -159,12 +161,18 @@ function build(host, campaign, handlers) {
   root.append(el('style', {}, CSS), dialog);
 
   let closed = false;
+  // `shown` comes before `convert` and `dismiss`, even if the shopper acts before the
+  // first frame has been painted.
+  let seen = false;
+  const shown = () => seen || ((seen = true), call('shown'));
   let busy = null; // the pending convert(), while one runs
   let converted = false;
 
-  const say = (text, error) => {
+  // The live message under the form: an error, progress, or (only for screen readers, the
+  // coupon box shows it) the outcome.
+  const say = (text, kind = '') => {
     message.textContent = text;
-    message.className = error ? 'm e' : 'm';
+    message.className = 'm ' + kind;
   };
 
   function finish(report) {
@@ -182,6 +190,7 @@ function build(host, campaign, handlers) {
       // the previous element cannot take focus any more
     }
     if (!report || converted) return;
+    shown();
     // Closed while a conversion is under way: it is a dismissal only if that fails.
     if (busy) busy.then((ok) => ok || call('dismiss'));
     else call('dismiss');
@@ -203,14 +212,14 @@ function build(host, campaign, handlers) {
         }
       }
       copy.textContent = ok ? 'Copied' : 'Copy';
-      say(ok ? 'Code copied.' : 'Select the code to copy it.');
+      say(ok ? 'Code copied.' : 'Select the code to copy it.', ok ? 'v' : '');
     });
     coupon.append(copy);
     const expires = new Date(str(expiresAt) || NaN);
     if (!isNaN(expires)) coupon.append(el('p', {}, `Valid until ${expires.toLocaleDateString()}`));
     coupon.hidden = false;
     if (input) input.hidden = form.querySelector('label').hidden = true;
-    say(`Your code is ${code}.`);
+    say(`Your code is ${code}.`, 'v');
     go.textContent = 'Close';
     copy.focus();
   }
@@ -224,13 +233,14 @@ function build(host, campaign, handlers) {
       if (email.length > 254 || !EMAIL.test(email)) {
         input.setAttribute('aria-invalid', 'true');
         input.setAttribute('aria-describedby', 'm');
-        say('Please enter a valid email address, like name@example.com.', true);
+        say('Please enter a valid email address, like name@example.com.', 'e');
         input.focus();
         return;
       }
       input.removeAttribute('aria-invalid');
     }
     const fixed = !withEmail && str(offer.code);
+    shown();
     go.setAttribute('aria-disabled', 'true');
     say(withEmail ? 'Sending\u2026' : '');
     let result;
@@ -250,7 +260,7 @@ function build(host, campaign, handlers) {
       if (fixed || withEmail) showCoupon(ok ? str(result.coupon) : fixed, ok && result.expires_at);
       else finish(false);
     } else if (!closed) {
-      say('Sorry, something went wrong. Please try again.', true);
+      say('Sorry, something went wrong. Please try again.', 'e');
       go.focus();
     }
   }
@@ -276,8 +286,11 @@ function build(host, campaign, handlers) {
     finish(true);
   });
   dialog.addEventListener('close', () => finish(true));
-  // A click on the dimmed area around the panel.
-  dialog.addEventListener('click', (e) => e.target === dialog && finish(true));
+  // A click on the dimmed area around the panel (pressed there too: selecting text in the
+  // panel and letting go outside is no dismissal).
+  let downOutside = false;
+  dialog.addEventListener('pointerdown', (e) => (downOutside = e.target === dialog));
+  dialog.addEventListener('click', (e) => downOutside && e.target === dialog && finish(true));
   closeButton.addEventListener('click', () => finish(true));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -295,6 +308,6 @@ function build(host, campaign, handlers) {
   (input || go).focus();
 
   // After the next frame has been painted.
-  requestAnimationFrame(() => setTimeout(() => closed || call('shown'), 0));
+  requestAnimationFrame(() => setTimeout(() => closed || shown(), 0));
   return { close: () => finish(false) };
 }

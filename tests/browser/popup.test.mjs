@@ -59,6 +59,11 @@ t.ready = true;
 async function open({ css, body, contextOptions } = {}) {
   const tab = await openPage(browser, { contextOptions });
   contexts.push(tab.context);
+  // Campaign images: answered by the test itself (nothing leaves the machine, and none
+  // fails to load, which would take it out of the popup).
+  const svg = { contentType: 'image/svg+xml', body: '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="200"/>' };
+  await tab.context.route('https://images.example/**', (r) => r.fulfill(svg));
+  await tab.context.route(`${server.origin}/tv.svg`, (r) => r.fulfill(svg));
   tab.page.on('dialog', (d) => {
     tab.alerts = (tab.alerts || 0) + 1;
     d.dismiss().catch(() => {});
@@ -151,10 +156,6 @@ test('hostile content is shown as the characters typed: no element made of it, n
 
 test('the image is used only from https or the page origin', async () => {
   const { page, errors } = await open();
-  // https images answered by the test itself: nothing leaves the machine.
-  await page.context().route('https://images.example/**', (r) =>
-    r.fulfill({ contentType: 'image/svg+xml', body: '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="200"/>' }),
-  );
   const images = async (src) => {
     await show(page, campaign({ image: src }));
     const found = await page.evaluate(() => {
@@ -205,6 +206,27 @@ test('keyboard only: focus moves in, Tab and Shift+Tab cycle inside, Escape clos
   assert.equal(await page.locator('nudge-popup').count(), 0);
   assert.equal(await focusIs(page), 'page:own');
   await page.waitForFunction(() => window.t.calls.filter((c) => c === 'dismiss').length === 2);
+  assert.deepEqual(errors, []);
+});
+
+test('pointer: a click on the dimmed page dismisses; a drag from the panel to outside does not', async () => {
+  const { page, errors } = await open();
+  await show(page, campaign());
+  await waitCall(page, 'shown');
+  // Selecting the title text and letting go outside the panel.
+  const title = await page.locator('nudge-popup h2').boundingBox();
+  await page.mouse.move(title.x + 5, title.y + 5);
+  await page.mouse.down();
+  await page.mouse.move(5, 5, { steps: 3 });
+  await page.mouse.up();
+  assert.equal(await page.locator('nudge-popup').count(), 1);
+  // A plain click outside.
+  await page.mouse.click(5, 5);
+  assert.equal(await page.locator('nudge-popup').count(), 0);
+  assert.deepEqual(await calls(page), ['shown', 'dismiss']);
+  // The page is usable again.
+  await page.click('#own');
+  assert.equal(await focusIs(page), 'page:own');
   assert.deepEqual(errors, []);
 });
 
