@@ -37,8 +37,10 @@ function push(samples, sample) {
  * `onSignal` receives one of:
  * - `{signal:'pointer-exit', speed}`: the mouse left through the top of the viewport;
  *   `speed` is its upward speed in px/s (skipped below `options.minPointerSpeed`);
- * - `{signal:'scroll-up', speed}`: a scroll up faster than `options.scrollSpeed` px/s on a
- *   touch device (primary pointer coarse, or `options.touch: true`), once per fling;
+ * - `{signal:'scroll-up', speed}`: the page scrolled up faster than `options.scrollSpeed`
+ *   px/s (required for this signal) on a touch device (primary pointer coarse, or
+ *   `options.touch: true`); once per fling, with the speed measured when it first passed
+ *   the threshold;
  * - `{signal:'back'}`: a same-document back navigation (popstate, not a forward one);
  * - `{signal:'hidden'}`: the tab went hidden;
  * - `{signal:'idle'}`: `options.idleSeconds` passed without input; again only after input;

@@ -191,8 +191,9 @@ function build(host, campaign, handlers) {
     }
     if (!report || converted) return;
     shown();
-    // Closed while a conversion is under way: it is a dismissal only if that fails.
-    if (busy) busy.then((ok) => ok || call('dismiss'));
+    // Closed while a conversion is under way: a dismissal only if that fails (submit's own
+    // wait on `busy` runs first and sets `converted`).
+    if (busy) busy.then(() => converted || call('dismiss'));
     else call('dismiss');
   }
 

@@ -285,6 +285,28 @@ test('convert rejecting shows a retry message and keeps the popup; retrying work
   assert.deepEqual(errors, []);
 });
 
+test('closed while the coupon is on its way: a dismissal only if the conversion then fails', async () => {
+  const { page, errors } = await open();
+  await page.evaluate(() => {
+    window.t.answer = () => new Promise((resolve, reject) => (window.t.settle = { resolve, reject }));
+  });
+  for (const outcome of ['resolve', 'reject']) {
+    await page.evaluate(() => (window.t.calls = []));
+    await show(page, campaign());
+    await page.getByRole('textbox', { name: 'Email address' }).fill('a@b.co');
+    await page.keyboard.press('Enter');
+    await waitCall(page, 'convert:a@b.co');
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('nudge-popup').count(), 0);
+    assert.deepEqual(await calls(page), ['shown', 'convert:a@b.co'], 'no dismissal yet');
+    await page.evaluate((o) => window.t.settle[o](o === 'resolve' ? { coupon: 'C-1' } : new Error('down')), outcome);
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+    const expected = outcome === 'resolve' ? ['shown', 'convert:a@b.co'] : ['shown', 'convert:a@b.co', 'dismiss'];
+    assert.deepEqual(await calls(page), expected, outcome);
+  }
+  assert.deepEqual(errors, []);
+});
+
 test('a fixed code without an email field: the button converts at once and shows the code', async () => {
   const { page, errors } = await open();
   await page.evaluate(() => {
@@ -406,33 +428,52 @@ test("the host page's CSS does not change the popup, and the popup leaves the pa
   assert.deepEqual(hostile.errors, []);
 });
 
+test('themable with custom properties on the host or the root', async () => {
+  const { page, errors } = await open({
+    css: `nudge-popup { --nudge-accent: rgb(0, 128, 0); --nudge-radius: 0px; }
+          :root { --nudge-bg: rgb(20, 20, 20); --nudge-fg: rgb(240, 240, 240); --nudge-font: monospace; }`,
+  });
+  await show(page, campaign());
+  const s = await page.evaluate(() => {
+    const root = document.querySelector('nudge-popup').shadowRoot;
+    const go = getComputedStyle(root.querySelector('.g'));
+    const panel = getComputedStyle(root.querySelector('.p'));
+    return [go.backgroundColor, panel.borderTopLeftRadius, panel.backgroundColor, panel.color, panel.fontFamily];
+  });
+  assert.deepEqual(s, ['rgb(0, 128, 0)', '0px', 'rgb(20, 20, 20)', 'rgb(240, 240, 240)', 'monospace']);
+  assert.deepEqual(errors, []);
+});
+
 test('trigger to painted: timed from showPopup to the first frame painted after it (budget 100 ms, no long task)', async () => {
+  // One popup timed in the page: showPopup's own work, then until the frame after it has
+  // been painted (a rAF, then a task: the rAF callback runs before that frame's paint).
+  const timeOne = (page) =>
+    page.evaluate(async (c) => {
+      const { showPopup } = await import('/src/popup.js');
+      const long = [];
+      const obs = new PerformanceObserver((l) => long.push(...l.getEntries().map((e) => Math.round(e.duration))));
+      obs.observe({ type: 'longtask' });
+      await new Promise((r) => setTimeout(r, 50)); // a quiet start
+      const t0 = performance.now();
+      const h = showPopup(c, {});
+      const sync = performance.now() - t0;
+      const painted = await new Promise((r) => requestAnimationFrame(() => setTimeout(() => r(performance.now() - t0), 0)));
+      await new Promise((r) => setTimeout(r, 60)); // long task entries arrive late
+      obs.disconnect();
+      h.close();
+      return { sync, painted, long };
+    }, campaign({ image: '/tv.svg' }));
+  // Cold: the first popup of a page (the shopper's case); warm: later ones in the same page.
+  const cold = [];
+  for (let i = 0; i < 5; i++) cold.push(await timeOne((await open()).page));
   const { page, errors } = await open();
-  const runs = [];
-  for (let i = 0; i < 7; i++) {
-    runs.push(
-      await page.evaluate(async (c) => {
-        const { showPopup } = await import('/src/popup.js');
-        const long = [];
-        const obs = new PerformanceObserver((l) => long.push(...l.getEntries().map((e) => Math.round(e.duration))));
-        obs.observe({ type: 'longtask' });
-        await new Promise((r) => setTimeout(r, 50)); // a quiet start
-        const t0 = performance.now();
-        const h = showPopup(c, {});
-        const sync = performance.now() - t0;
-        const painted = await new Promise((r) => requestAnimationFrame(() => setTimeout(() => r(performance.now() - t0), 0)));
-        await new Promise((r) => setTimeout(r, 60)); // long task entries arrive late
-        obs.disconnect();
-        h.close();
-        return { sync, painted, long };
-      }, campaign({ image: '/tv.svg' })),
-    );
-  }
-  const fmt = (xs) => xs.map((x) => x.toFixed(1)).join(', ');
-  const painted = runs.map((r) => r.painted).sort((a, b) => a - b);
-  console.log(`# popup trigger to painted (ms, 7 runs): ${fmt(runs.map((r) => r.painted))}; median ${painted[3].toFixed(1)}, max ${painted[6].toFixed(1)}`);
-  console.log(`# popup showPopup() synchronous part (ms): ${fmt(runs.map((r) => r.sync))}`);
-  console.log(`# long tasks during the runs: ${JSON.stringify(runs.flatMap((r) => r.long))}`);
+  await timeOne(page);
+  const warm = [];
+  for (let i = 0; i < 5; i++) warm.push(await timeOne(page));
+  const fmt = (runs, key) => runs.map((r) => r[key].toFixed(1)).join(', ');
+  console.log(`# popup trigger to painted, ms: first popup of a page ${fmt(cold, 'painted')}; later popups ${fmt(warm, 'painted')}`);
+  console.log(`# popup showPopup() synchronous part, ms: first ${fmt(cold, 'sync')}; later ${fmt(warm, 'sync')}`);
+  console.log(`# long tasks (>50 ms) during the runs: ${JSON.stringify([...cold, ...warm].flatMap((r) => r.long))}`);
   assert.deepEqual(errors, []);
 });
 
