@@ -31,13 +31,13 @@ dialog::backdrop{background:none}
 .p{position:relative;box-sizing:border-box;width:100%;max-width:420px;margin:auto;padding:24px 20px 20px;background:var(--nudge-bg,#fff);border-radius:var(--nudge-radius,12px);box-shadow:0 10px 40px rgba(0,0,0,.3);overflow-wrap:anywhere;text-align:start}
 @media (prefers-reduced-motion:no-preference){.p{animation:nudge-in .18s ease-out}}
 @keyframes nudge-in{from{opacity:0;transform:translateY(10px)}}
-h2{margin:0 36px 8px 0;font-size:22px;line-height:1.25;font-weight:700}
+h2{margin:0 0 8px;margin-inline-end:36px;font-size:22px;line-height:1.25;font-weight:700}
 p{margin:0 0 12px}
 img{display:block;width:100%;height:auto;max-height:200px;object-fit:cover;border-radius:calc(var(--nudge-radius,12px)/2);margin:0 0 16px}
 button,input{font:inherit;margin:0;box-sizing:border-box}
 button{cursor:pointer;border-radius:calc(var(--nudge-radius,12px)/2)}
 :focus-visible{outline:3px solid var(--nudge-accent,#1d4ed8);outline-offset:2px}
-.x{position:absolute;top:6px;right:6px;width:40px;height:40px;padding:0;border:0;border-radius:50%;background:var(--nudge-bg,#fff);color:inherit;font-size:28px;line-height:1}
+.x{position:absolute;top:6px;inset-inline-end:6px;width:40px;height:40px;padding:0;border:0;border-radius:50%;background:var(--nudge-bg,#fff);color:inherit;font-size:28px;line-height:1}
 label{display:block;font-size:14px;font-weight:600;margin:0 0 4px}
 input{display:block;width:100%;padding:11px 12px;font-size:16px;color:#1a1a1a;background:#fff;border:1px solid #767676;border-radius:calc(var(--nudge-radius,12px)/2)}
 [aria-invalid=true]{border-color:#b91c1c}
