@@ -66,7 +66,9 @@ fn check_content_type(headers: &HeaderMap, types: &[&str]) -> Result<(), ApiErro
             "unsupported_content_type",
             "Content-Type must be application/json (or text/plain)",
         )),
-        _ => Err(ApiError::unsupported("unsupported_content_type", format!("Content-Type must be {}", types.join(", ")))),
+        _ => {
+            Err(ApiError::unsupported("unsupported_content_type", format!("Content-Type must be {}", types.join(", "))))
+        }
     }
 }
 

@@ -99,16 +99,14 @@ pub async fn replace(db: &mut Db<'_>, site_id: &str, list: &[Value], now_ms: i64
         sqlx::query("DELETE FROM campaigns WHERE site_id = $1").bind(site_id).execute(&mut *c).await?;
         for (position, campaign) in list.iter().enumerate() {
             let id = campaign.get("id").and_then(Value::as_str).unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO campaigns (site_id, id, position, body, updated_ms) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(site_id)
-            .bind(id)
-            .bind(position as i64)
-            .bind(campaign.to_string())
-            .bind(now_ms)
-            .execute(&mut *c)
-            .await?;
+            sqlx::query("INSERT INTO campaigns (site_id, id, position, body, updated_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(site_id)
+                .bind(id)
+                .bind(position as i64)
+                .bind(campaign.to_string())
+                .bind(now_ms)
+                .execute(&mut *c)
+                .await?;
         }
     });
     Ok(())

@@ -90,7 +90,11 @@ pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>, headers: H
         let site = secret_key_site(&app, &headers).await?;
         let mut conn = app.store.connection().await.map_err(|e| ApiError::storage(&e))?;
         report(&mut conn.db(), &site.id, &id).await.map_err(|e| ApiError::storage(&e))?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "campaign_not_found", format!("no campaign {id:?} and nothing recorded for it"))
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "campaign_not_found",
+                format!("no campaign {id:?} and nothing recorded for it"),
+            )
         })
     }
     .await;
@@ -114,13 +118,12 @@ pub async fn report(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result
     let users: BTreeSet<&str> = events.iter().filter_map(|e| e.event.user_id.as_deref()).collect();
     let anons: BTreeSet<&str> = events.iter().filter_map(|e| e.event.anonymous_id.as_deref()).collect();
     let (users, anons): (Vec<&str>, Vec<&str>) = (users.into_iter().collect(), anons.into_iter().collect());
-    let links = identity::links(db, site_id, &anons, &users).await?;
-    let person = |e: &StoredEvent| Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), &links);
+    let mut links = identity::links(db, site_id, &anons, &users).await?;
     let assignments: Vec<(Person, i64, bool)> = events
         .iter()
         .filter_map(|e| match e.event.event.as_deref() {
-            Some("Popup Shown") => Some((person(e)?, e.event.timestamp_ms, true)),
-            Some("Popup Held Out") => Some((person(e)?, e.event.timestamp_ms, false)),
+            Some("Popup Shown") => Some((person_of(e, &links)?, e.event.timestamp_ms, true)),
+            Some("Popup Held Out") => Some((person_of(e, &links)?, e.event.timestamp_ms, false)),
             _ => None,
         })
         .collect();
@@ -128,6 +131,7 @@ pub async fn report(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result
     // The orders of those people: their users' and every browser linked to them.
     let assigned: BTreeSet<&Person> = assignments.iter().map(|(p, _, _)| p).collect();
     let order_users: Vec<&str> = assigned.iter().filter_map(|p| p.user_id()).collect();
+    links.extend(identity::links(db, site_id, &[], &order_users).await?);
     let mut order_anons: Vec<&str> = assigned.iter().filter_map(|p| p.anonymous_id()).collect();
     order_anons.extend(links.iter().filter(|(_, u)| order_users.contains(&u.as_str())).map(|(a, _)| a.as_str()));
     let orders: Vec<(Person, i64, f64)> = orders_of(db, site_id, &order_users, &order_anons)
@@ -136,7 +140,7 @@ pub async fn report(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result
         .filter_map(|e| {
             let body: Value = serde_json::from_str(&e.event.body).ok()?;
             let revenue = body.get("properties").and_then(order_revenue).unwrap_or(0.0);
-            Some((person(e)?, e.event.timestamp_ms, revenue))
+            Some((person_of(e, &links)?, e.event.timestamp_ms, revenue))
         })
         .collect();
 
@@ -173,6 +177,11 @@ pub async fn report(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result
     })))
 }
 
+/// Whom a message belongs to, given the links of its browser.
+fn person_of(e: &StoredEvent, links: &std::collections::HashMap<String, String>) -> Option<Person> {
+    Person::of(e.event.user_id.as_deref(), e.event.anonymous_id.as_deref(), links)
+}
+
 /// The campaign's popup and coupon-misuse events.
 async fn campaign_events(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
     let campaign_of = |d: Dialect| match d {
@@ -204,7 +213,12 @@ async fn coupon_totals(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Res
 }
 
 /// The `Order Completed` events of these users and anonymous ids.
-async fn orders_of(db: &mut Db<'_>, site_id: &str, users: &[&str], anons: &[&str]) -> Result<Vec<StoredEvent>, StoreError> {
+async fn orders_of(
+    db: &mut Db<'_>,
+    site_id: &str,
+    users: &[&str],
+    anons: &[&str],
+) -> Result<Vec<StoredEvent>, StoreError> {
     if users.is_empty() && anons.is_empty() {
         return Ok(Vec::new());
     }
@@ -215,7 +229,8 @@ async fn orders_of(db: &mut Db<'_>, site_id: &str, users: &[&str], anons: &[&str
             d.is_in("user_id", "$2"),
             d.is_in("anonymous_id", "$3")
         );
-        let rows = sqlx::query(&sql).bind(site_id).bind(json_list(users)).bind(json_list(anons)).fetch_all(&mut *c).await?;
+        let rows =
+            sqlx::query(&sql).bind(site_id).bind(json_list(users)).bind(json_list(anons)).fetch_all(&mut *c).await?;
         rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?
     }))
 }

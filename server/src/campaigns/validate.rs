@@ -28,7 +28,8 @@ const MAX_COUNT: f64 = 1_000_000.0;
 pub const MAX_EXPIRES_DAYS: f64 = 3_650.0;
 
 /// Trigger kinds (`trigger.on`).
-pub const TRIGGERS: [&str; 6] = ["exit-intent", "abandon-intent", "stage-entered", "page", "time-on-page", "scroll-depth"];
+pub const TRIGGERS: [&str; 6] =
+    ["exit-intent", "abandon-intent", "stage-entered", "page", "time-on-page", "scroll-depth"];
 /// Journey stages, as the core names them.
 pub const STAGES: [&str; 5] = ["awareness", "consideration", "decision", "purchase", "loyalty"];
 
@@ -98,7 +99,9 @@ pub fn check_campaign(c: &Value, path: &str) -> Result<(), String> {
     if let Some(offer) = o.obj("offer")? {
         let unique = check_offer(&offer)?;
         if unique && !email_field {
-            return Err(o.err("content.emailField", "must be true when the offer is unique (codes are issued per email)"));
+            return Err(
+                o.err("content.emailField", "must be true when the offer is unique (codes are issued per email)")
+            );
         }
     }
     if let Some(caps) = o.obj("caps")? {
@@ -354,7 +357,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|c| c["id"] = json!("no spaces")), "campaigns[0].id:"),
             (Box::new(|c| c["holdout"] = json!(0.95)), "(\"tv-newsletter\").holdout: must be a share from 0 to 0.9"),
             (Box::new(|c| c["trigger"] = json!({"on": "shake"})), ".trigger.on: unknown trigger \"shake\""),

@@ -25,12 +25,14 @@ pub const COUPON_EXPIRED_USED: &str = "Coupon Expired Used";
 /// An order's revenue: `properties.revenue`, else `properties.total` (Segment's e-commerce
 /// spec), as a number or numeric string.
 pub fn order_revenue(properties: &Value) -> Option<f64> {
-    ["revenue", "total"].iter().find_map(|k| match properties.get(*k) {
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    })
-    .filter(|r| r.is_finite())
+    ["revenue", "total"]
+        .iter()
+        .find_map(|k| match properties.get(*k) {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        })
+        .filter(|r| r.is_finite())
 }
 
 /// The coupon of an `Order Completed`, if it has one.
@@ -57,7 +59,9 @@ pub async fn apply(
     if orders.is_empty() {
         return Ok(Vec::new());
     }
-    orders.sort_by(|a, b| (a.0.event.timestamp_ms, &a.0.event.message_id).cmp(&(b.0.event.timestamp_ms, &b.0.event.message_id)));
+    orders.sort_by(|a, b| {
+        (a.0.event.timestamp_ms, &a.0.event.message_id).cmp(&(b.0.event.timestamp_ms, &b.0.event.message_id))
+    });
     let mut reports: Vec<NewEvent> = Vec::new();
     for (order, code, properties) in orders {
         if let Some(report) = judge(&mut tx.db(), site_id, order, &code, &properties, now_ms).await? {
@@ -85,11 +89,13 @@ async fn judge(
 ) -> Result<Option<NewEvent>, StoreError> {
     type Row = (String, i64, Option<i64>, Option<String>);
     let row: Option<Row> = on_db!(&mut *db, |c, _d| {
-        sqlx::query_as("SELECT campaign_id, expires_ms, redeemed_ms, order_id FROM coupons WHERE site_id = $1 AND code = $2")
-            .bind(site_id)
-            .bind(code)
-            .fetch_optional(&mut *c)
-            .await?
+        sqlx::query_as(
+            "SELECT campaign_id, expires_ms, redeemed_ms, order_id FROM coupons WHERE site_id = $1 AND code = $2",
+        )
+        .bind(site_id)
+        .bind(code)
+        .fetch_optional(&mut *c)
+        .await?
     });
     // Not a code the server issued (a fixed campaign code, or the shop's own).
     let Some((campaign_id, expires_ms, redeemed_ms, first_order)) = row else { return Ok(None) };
