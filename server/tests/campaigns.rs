@@ -212,7 +212,8 @@ async fn a_coupon_is_issued_once_per_email_and_lands_in_the_profile(backend: Bac
     let response =
         srv.post("/v1/coupons").header("origin", ALLOWED_ORIGIN).body(body.to_string()).send().await.unwrap();
     assert_eq!(response.headers().get("access-control-allow-origin").unwrap(), ALLOWED_ORIGIN);
-    assert_eq!(response.status().as_u16(), 200);
+    let (status, cy) = reply(response).await;
+    assert_eq!(status, 200, "{cy}");
     let response =
         srv.post("/v1/coupons").header("origin", "https://evil.example").body(body.to_string()).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 403);
@@ -253,6 +254,16 @@ async fn a_coupon_is_issued_once_per_email_and_lands_in_the_profile(backend: Bac
     assert_eq!((in_feed, again.count()), (1, 0));
     let coupon_events = srv.events().await.iter().filter(|e| e.event.event.as_deref() == Some("Coupon Issued")).count();
     assert_eq!(coupon_events, 3, "ann, bob and cy");
+
+    // Erasing Cy erases her coupon and its email: her browser gets no code any more, and
+    // her email asked for again from elsewhere gets a new one.
+    let response = srv.secret(Method::DELETE, "/v1/profiles/anonymous/anon-cy").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, answer) = issue(&srv, "tv-newsletter", "cy@shop.example", "anon-cy").await;
+    assert_eq!((status, &answer["error"]), (403, &json!("person_erased")));
+    let (status, answer) = issue(&srv, "tv-newsletter", "cy@shop.example", "anon-cy-2").await;
+    assert_eq!(status, 200);
+    assert_ne!(answer["coupon"], cy["coupon"]);
     srv.stop().await;
 }
 

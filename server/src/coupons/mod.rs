@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::error::{json_response, ApiError};
 use crate::message::MAX_ID;
 use crate::site_config::KeyQuery;
-use crate::store::{insert_returning, on_db, Db, NewEvent, StoreError, StoredEvent, WriteTx};
+use crate::store::{insert_returning, json_list, on_db, Db, NewEvent, StoreError, StoredEvent, WriteTx};
 use crate::{body, campaigns, cors, erase, profiles};
 
 /// The event stored when a code is issued.
@@ -317,6 +317,17 @@ pub fn server_event(
         received_ms: now_ms,
         body: body.to_string(),
     }
+}
+
+/// Deletes the coupons (with their emails) issued to a user or to these browsers: part of
+/// erasing a person. Their codes are then unknown, so using one redeems nothing.
+pub async fn erase(db: &mut Db<'_>, site_id: &str, user_id: Option<&str>, anons: &[String]) -> Result<(), StoreError> {
+    on_db!(db, |c, d| {
+        let sql =
+            format!("DELETE FROM coupons WHERE site_id = $1 AND (user_id = $2 OR {})", d.is_in("anonymous_id", "$3"));
+        sqlx::query(&sql).bind(site_id).bind(user_id).bind(json_list(anons)).execute(&mut *c).await?.rows_affected()
+    });
+    Ok(())
 }
 
 const COUPON_COLUMNS: &str = "code, campaign_id, email, percent, amount, currency, expires_ms";
