@@ -190,7 +190,7 @@ async fn campaign_events(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> R
     };
     Ok(on_db!(db, |c, d| {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND {REPORT_EVENTS} AND {} = $2 ORDER BY seq",
+            "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = $1 AND {REPORT_EVENTS} AND {} = $2",
             campaign_of(d)
         );
         let rows = sqlx::query(&sql).bind(site_id).bind(campaign_id).fetch_all(&mut *c).await?;
