@@ -50,13 +50,18 @@ pub fn parse_document(text: &str, format: Format) -> Result<Vec<Value>, String> 
         Format::Toml => toml()?,
         Format::Unknown => match json() {
             Ok(v) => v,
-            // `[` opens both a JSON array and a TOML table header: report the JSON error for
-            // what looks like JSON, else TOML's.
-            Err(e) if text.trim_start().starts_with('{') || text.trim_start().starts_with("[{") => return Err(e),
+            Err(e) if looks_like_json(text) => return Err(e),
             Err(_) => toml()?,
         },
     };
     validate::check_list(&document)
+}
+
+/// Whether a document that is not valid JSON was meant to be: it opens with `{`, or with
+/// `[` followed by `{` or `]` (`[` alone also opens a TOML table header).
+fn looks_like_json(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with('{') || text.strip_prefix('[').is_some_and(|rest| rest.trim_start().starts_with(['{', ']']))
 }
 
 /// A site's campaigns, in the order the site gave them.
@@ -150,8 +155,12 @@ text = "Keep your cart: SAVE10"
     fn syntax_errors_say_which_format_and_where() {
         let e = parse_document("[[campaigns]]\nid = ", Format::Toml).unwrap_err();
         assert!(e.starts_with("invalid TOML") && e.contains("line 2"), "{e}");
-        let e = parse_document("[{\"id\": }]", Format::Unknown).unwrap_err();
-        assert!(e.starts_with("invalid JSON") && e.contains("line 1"), "{e}");
+        for text in ["[{\"id\": }]", "[\n  {\"id\": }\n]", "{\"campaigns\": [}"] {
+            let e = parse_document(text, Format::Unknown).unwrap_err();
+            assert!(e.starts_with("invalid JSON") && e.contains("line "), "{e}");
+        }
+        let e = parse_document("[[campaigns]]\nid = ", Format::Unknown).unwrap_err();
+        assert!(e.starts_with("invalid TOML"), "{e}");
         assert_eq!(Format::of_path("c/Campaigns.TOML"), Format::Toml);
         assert_eq!(Format::of_path("c.json"), Format::Json);
     }
