@@ -367,6 +367,7 @@ mod tests {
         assert!(parse(&args("campaigns load --site s1"), &no_env).is_err());
         assert!(parse(&args("campaigns load --file c.json"), &no_env).is_err());
         assert!(parse(&args("campaigns drop --site s1"), &no_env).is_err());
+        assert!(HELP.contains("campaigns load --site ID --file") && HELP.contains("campaigns list --site ID"));
     }
 
     #[test]
