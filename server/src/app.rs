@@ -16,7 +16,7 @@ use crate::error::{json_response, ApiError};
 use crate::limits::RateLimiter;
 use crate::sites::SiteCache;
 use crate::store::Store;
-use crate::{api, cors, erase, feed, ingest, site_config, webhooks};
+use crate::{api, campaigns, cors, coupons, erase, feed, ingest, site_config, webhooks};
 
 /// What every request handler shares. Nothing here is needed for correctness across
 /// nodes: the cache and rate buckets are per node, the data is in the store.
@@ -52,6 +52,9 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/{call}", post(ingest::call).options(cors::preflight))
         .route("/v1/config", get(site_config::get).put(site_config::put).options(cors::preflight))
+        .route("/v1/campaigns", get(campaigns::api::get).put(campaigns::api::put))
+        .route("/v1/campaigns/{id}/report", get(campaigns::report::get))
+        .route("/v1/coupons", post(coupons::issue).options(cors::preflight))
         .route("/v1/profile", get(api::read_back).options(cors::preflight))
         .route("/v1/profiles", get(api::list))
         .route("/v1/profiles/{user_id}", get(api::get_user).delete(erase::delete_user))

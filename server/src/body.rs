@@ -10,10 +10,18 @@ use http_body_util::BodyExt;
 
 use crate::error::ApiError;
 
+/// Media types of a JSON body.
+pub const JSON_TYPES: &[&str] = &["application/json", "text/plain"];
+
 /// Checks `Content-Type` and `Content-Encoding`, then reads and decodes the body, refusing
 /// more than `limit` bytes before or after decoding.
 pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    check_content_type(headers)?;
+    read_typed(headers, body, limit, JSON_TYPES).await
+}
+
+/// [`read`] for a body whose `Content-Type` is one of `types`.
+pub async fn read_typed(headers: &HeaderMap, body: Body, limit: usize, types: &[&str]) -> Result<Vec<u8>, ApiError> {
+    check_content_type(headers, types)?;
     let gzip = gzip_encoded(headers)?;
     let too_large = || ApiError::too_large(format!("the body may be at most {limit} bytes"));
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
@@ -45,15 +53,22 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
     Ok(decoded)
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let unsupported =
-        || ApiError::unsupported("unsupported_content_type", "Content-Type must be application/json (or text/plain)");
-    let value = headers.get(header::CONTENT_TYPE).ok_or_else(unsupported)?;
-    let value = value.to_str().map_err(|_| unsupported())?;
-    let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match media.as_str() {
-        "application/json" | "text/plain" => Ok(()),
-        _ => Err(unsupported()),
+/// The media type of the request (`Content-Type` without parameters, lowercase).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+fn check_content_type(headers: &HeaderMap, types: &[&str]) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(media) if types.contains(&media.as_str()) => Ok(()),
+        _ if types == JSON_TYPES => Err(ApiError::unsupported(
+            "unsupported_content_type",
+            "Content-Type must be application/json (or text/plain)",
+        )),
+        _ => {
+            Err(ApiError::unsupported("unsupported_content_type", format!("Content-Type must be {}", types.join(", "))))
+        }
     }
 }
 

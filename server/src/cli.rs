@@ -40,6 +40,16 @@ pub enum Command {
         /// What to do.
         action: crate::webhooks::CliAction,
     },
+    /// `campaigns load|list`: replace a site's campaigns from a file, or print them; prints
+    /// JSON.
+    Campaigns {
+        /// Where the site is.
+        database: Database,
+        /// The site id.
+        site: String,
+        /// What to do.
+        action: crate::campaigns::api::CliAction,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -57,6 +67,8 @@ USAGE:
     nudge-server webhook add --site ID --url URL [--event NAME]... [--db PATH | --database-url URL]
     nudge-server webhook list --site ID [--db PATH | --database-url URL]
     nudge-server webhook remove --site ID --id WEBHOOK_ID [--db PATH | --database-url URL]
+    nudge-server campaigns load --site ID --file campaigns.json|campaigns.toml [--db PATH | --database-url URL]
+    nudge-server campaigns list --site ID [--db PATH | --database-url URL]
     nudge-server --help | --version
 
 DATABASE (every command):
@@ -100,6 +112,12 @@ WEBHOOK:
                               several; none (or '*') delivers every message
     --id WEBHOOK_ID           (remove) the webhook
     add prints the webhook with its signing secret, shown only then.
+
+CAMPAIGNS:
+    --site ID                 the site
+    --file PATH               (load) the site's whole campaign list: a JSON array, or TOML
+                              with [[campaigns]] tables (by extension: .json or .toml); it
+                              replaces the list, and a file with any mistake changes nothing
 
 Migrations run at start. Flags also take the form --flag=value.
 ";
@@ -162,6 +180,17 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
                 _ => return Err(format!("unknown command \"webhook {verb}\" (add, list or remove)")),
             };
             Ok(Command::Webhook { database: flags.database(env)?, site, action })
+        }
+        ["campaigns", verb] => {
+            let site = flags.get("site").ok_or_else(|| format!("campaigns {verb} needs --site ID"))?.to_string();
+            let action = match *verb {
+                "load" => crate::campaigns::api::CliAction::Load {
+                    file: flags.get("file").ok_or("campaigns load needs --file PATH")?.to_string(),
+                },
+                "list" => crate::campaigns::api::CliAction::List,
+                _ => return Err(format!("unknown command \"campaigns {verb}\" (load or list)")),
+            };
+            Ok(Command::Campaigns { database: flags.database(env)?, site, action })
         }
         _ => Err(format!("unknown command {:?}", words.join(" "))),
     }
@@ -327,6 +356,18 @@ mod tests {
         let Command::Serve(c) = parse(&args("serve --no-webhook-worker"), &no_env).unwrap() else { panic!() };
         assert!(!c.webhooks.enabled);
         assert!(parse(&args("serve --webhook-poll-ms 0"), &no_env).is_err());
+    }
+
+    #[test]
+    fn campaign_commands() {
+        let cmd = parse(&args("campaigns load --site s1 --file c.toml"), &no_env).unwrap();
+        let Command::Campaigns { site, action, .. } = cmd else { panic!("not campaigns") };
+        assert_eq!((site.as_str(), action), ("s1", crate::campaigns::api::CliAction::Load { file: "c.toml".into() }));
+        assert!(matches!(parse(&args("campaigns list --site s1"), &no_env), Ok(Command::Campaigns { .. })));
+        assert!(parse(&args("campaigns load --site s1"), &no_env).is_err());
+        assert!(parse(&args("campaigns load --file c.json"), &no_env).is_err());
+        assert!(parse(&args("campaigns drop --site s1"), &no_env).is_err());
+        assert!(HELP.contains("campaigns load --site ID --file") && HELP.contains("campaigns list --site ID"));
     }
 
     #[test]

@@ -236,7 +236,7 @@ async fn authenticate(
 /// The address rate limits apply to: the socket peer, or with `--trust-forwarded-for` the
 /// last `X-Forwarded-For` entry (the one the nearest proxy added, which a client cannot
 /// forge).
-fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> String {
+pub fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> String {
     if app.trust_forwarded_for {
         let forwarded = headers
             .get_all("x-forwarded-for")

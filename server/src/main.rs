@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use nudge_server::cli::{self, Command, HELP};
 use nudge_server::store::Store;
-use nudge_server::{app, site_config, sites, webhooks};
+use nudge_server::{app, campaigns, site_config, sites, webhooks};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         Command::CreateSite { database, name, origins } => runtime.block_on(create_site(database, name, origins)),
         Command::SiteConfig { database, site, file } => {
             runtime.block_on(site_config::cli(&database, &site, file.as_deref())).map(|out| println!("{out}"))
+        }
+        Command::Campaigns { database, site, action } => {
+            runtime.block_on(campaigns::api::cli(&database, &site, &action)).map(|out| println!("{out}"))
         }
         Command::Webhook { database, site, action } => {
             runtime.block_on(webhooks::cli(&database, &site, &action)).map(|out| println!("{out}"))

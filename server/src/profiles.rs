@@ -165,6 +165,10 @@ pub async fn fold_events(
     }
     events.retain(|e| e.event.anonymous_id.as_ref().is_none_or(|a| !forgotten.contains(a)));
 
+    // Orders naming issued coupons redeem them (or store a misuse report, folded too).
+    let reports = crate::coupons::redeem::apply(tx, site_id, &events, now_ms).await?;
+    events.extend(reports);
+
     // identify / alias: link browsers to users; a newly linked browser's profile joins
     // its user's, which is folded from the union of their messages.
     let pairs = link_pairs(&events);

@@ -1,6 +1,6 @@
 //! Site config: the public settings a page fetches at start (`GET /v1/config` with the write
-//! key): the journey thresholds in force (the core's defaults with the site's overrides) and,
-//! later, campaigns. Served with a strong ETag so that a browser revalidates with
+//! key): the journey thresholds in force (the core's defaults with the site's overrides) and
+//! the site's campaigns (`crate::campaigns`). Served with a strong ETag so that a browser revalidates with
 //! `If-None-Match` and gets a bodiless 304 when nothing changed. The site changes its
 //! overrides with the secret key (`PUT /v1/config`) or `nudge-server site config`.
 //!
@@ -26,7 +26,7 @@ use crate::config::Database;
 use crate::error::ApiError;
 use crate::hmac::hex;
 use crate::store::{on_db, Db, Store, StoreError};
-use crate::{body, cors};
+use crate::{body, campaigns, cors};
 
 /// Largest `PUT /v1/config` body.
 const MAX_CONFIG_BYTES: usize = 16 * 1024;
@@ -54,9 +54,11 @@ impl SiteConfig {
         SiteConfig { overrides, thresholds, tag }
     }
 
-    /// The public JSON body: `{"thresholds": {...every threshold...}, "campaigns": []}`.
-    pub fn public_body(&self) -> String {
-        format!(r#"{{"thresholds":{},"campaigns":[]}}"#, self.thresholds.to_json())
+    /// The public JSON body: `{"thresholds": {...every threshold...}, "campaigns": [...]}`,
+    /// with `campaigns` the JSON array text of the site's campaigns. Campaigns change the
+    /// body (so the ETag) but not [`SiteConfig::tag`]: they do not affect folding.
+    pub fn public_body(&self, campaigns: &str) -> String {
+        format!(r#"{{"thresholds":{},"campaigns":{campaigns}}}"#, self.thresholds.to_json())
     }
 
     /// The strong ETag of a body: a quoted hash of its bytes.
@@ -142,11 +144,13 @@ pub async fn get(State(app): State<Arc<App>>, Query(q): Query<KeyQuery>, headers
     let result = async {
         let site = write_key_site(&app, &headers, q.write_key.as_deref()).await?;
         let mut conn = app.store.connection().await.map_err(|e| ApiError::storage(&e))?;
-        load(&mut conn.db(), &site.id).await.map_err(|e| ApiError::storage(&e))
+        let config = load(&mut conn.db(), &site.id).await.map_err(|e| ApiError::storage(&e))?;
+        let campaigns = campaigns::public_json(&mut conn.db(), &site.id).await.map_err(|e| ApiError::storage(&e))?;
+        Ok::<_, ApiError>((config, campaigns))
     }
     .await;
     let mut response = match result {
-        Ok(config) => respond(&config, &headers),
+        Ok((config, campaigns)) => respond(&config, &campaigns, &headers),
         Err(e) if e.code == "origin_not_allowed" => return e.into_response(),
         Err(e) => e.into_response(),
     };
@@ -157,8 +161,8 @@ pub async fn get(State(app): State<Arc<App>>, Query(q): Query<KeyQuery>, headers
 }
 
 /// 200 with the body and ETag, or 304 when the client has this version.
-fn respond(config: &SiteConfig, headers: &HeaderMap) -> Response {
-    let body = config.public_body();
+fn respond(config: &SiteConfig, campaigns: &str, headers: &HeaderMap) -> Response {
+    let body = config.public_body(campaigns);
     let etag = SiteConfig::etag(&body);
     let mut response = if if_none_match(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -195,11 +199,12 @@ pub async fn put(State(app): State<Arc<App>>, headers: HeaderMap, request: Body)
         let overrides = read_document(&v).map_err(|m| ApiError::bad_request("invalid_config", m))?;
         let mut conn = app.store.connection().await.map_err(|e| ApiError::storage(&e))?;
         save(&mut conn.db(), &site.id, &overrides, crate::app::now_ms()).await.map_err(|e| ApiError::storage(&e))?;
-        Ok::<_, ApiError>(SiteConfig::new(overrides))
+        let campaigns = campaigns::public_json(&mut conn.db(), &site.id).await.map_err(|e| ApiError::storage(&e))?;
+        Ok::<_, ApiError>((SiteConfig::new(overrides), campaigns))
     }
     .await;
     match result {
-        Ok(config) => respond(&config, &HeaderMap::new()),
+        Ok((config, campaigns)) => respond(&config, &campaigns, &HeaderMap::new()),
         Err(e) => e.into_response(),
     }
 }
@@ -260,7 +265,7 @@ mod tests {
 
     #[test]
     fn etags_follow_the_body_and_if_none_match_reads_lists() {
-        let body = SiteConfig::new(Map::new()).public_body();
+        let body = SiteConfig::new(Map::new()).public_body("[]");
         assert!(body.contains(r#""decision_days":7"#) && body.ends_with(r#""campaigns":[]}"#), "{body}");
         let etag = SiteConfig::etag(&body);
         assert!(etag.starts_with('"') && etag.len() == 34);

@@ -195,7 +195,7 @@ async fn commit_group(store: &Store, jobs: &[Work]) -> Result<Vec<IngestOutcome>
 
 /// Inserts messages in one statement (`ON CONFLICT DO NOTHING`); returns the `seq` of each
 /// newly stored one by `messageId`.
-async fn insert_returning(
+pub(crate) async fn insert_returning(
     db: &mut Db<'_>,
     site_id: &str,
     events: &[&NewEvent],

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Database;
 
+pub(crate) use group::insert_returning;
 pub use group::{GroupCommit, IngestOutcome};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
