@@ -177,15 +177,17 @@ pub async fn register(
     Ok(webhook)
 }
 
-/// The position of the last message in `site_id`'s change feed (see `crate::feed`): every
-/// message that enters the feed later sorts after it.
+/// The position of the last message of `site_id` stored so far: a new webhook starts there,
+/// so it gets what is stored after it was created. On PostgreSQL this is the last committed
+/// row, not the feed's own horizon (`tx < xmin`), which stays back while any transaction is
+/// open and would hand a new webhook messages stored before it. A message whose transaction
+/// was still open at that moment and sorts before the head is not sent to the new webhook.
 async fn feed_head(db: &mut Db<'_>, site_id: &str) -> Result<Cursor, StoreError> {
     let row: Option<(String, i64)> = on_db!(db, |c, d| {
         let sql = match d {
             crate::store::Dialect::Sqlite => "SELECT '0', seq FROM events WHERE site_id = $1 ORDER BY seq DESC LIMIT 1",
             crate::store::Dialect::Postgres => {
-                "SELECT tx::text, seq FROM events WHERE site_id = $1 \
-                 AND tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx DESC, seq DESC LIMIT 1"
+                "SELECT tx::text, seq FROM events WHERE site_id = $1 ORDER BY tx DESC, seq DESC LIMIT 1"
             }
         };
         sqlx::query_as(sql).bind(site_id).fetch_optional(&mut *c).await?
