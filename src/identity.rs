@@ -24,15 +24,20 @@ pub fn uuid(seed: &str, n: u16) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
+    // Written as bytes (ASCII only), one string at the end: this runs for every message.
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            at += 1;
         }
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
+        if let Some(pair) = out.get_mut(at..at + 2) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        at += 2;
     }
-    out
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 fn head(b: &[u8; 16], at: usize) -> [u8; 8] {

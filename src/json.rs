@@ -36,6 +36,10 @@ pub fn get_objects<'a>(obj: &'a Object, key: &str) -> impl Iterator<Item = &'a O
 
 /// `s` cut to at most `max` characters, on a character boundary.
 pub fn clip(s: &str, max: usize) -> String {
+    // No more bytes than `max` means no more characters: nothing to count.
+    if s.len() <= max {
+        return s.to_string();
+    }
     match s.char_indices().nth(max) {
         Some((i, _)) => s.get(..i).unwrap_or(s).to_string(),
         None => s.to_string(),

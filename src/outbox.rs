@@ -23,7 +23,11 @@ impl Outbox {
     pub fn push(&mut self, message: String) {
         let id = message_id(&message);
         let h = id.map_or(0, hash);
-        if id.is_some() && self.ids.iter().zip(&self.items).any(|(x, m)| *x == h && message_id(m) == id) {
+        // The hashes first (a tight loop over numbers); the ids only when one matches.
+        if id.is_some()
+            && self.ids.contains(&h)
+            && self.ids.iter().zip(&self.items).any(|(x, m)| *x == h && message_id(m) == id)
+        {
             return;
         }
         self.bytes += message.len();

@@ -14,9 +14,10 @@ pub fn now() -> u64 {
     }
 }
 
-/// Random bytes fetched per `crypto.getRandomValues` call: one call serves 16 seeds, so a
+/// Random bytes fetched per `crypto.getRandomValues` call: one call serves 256 seeds (the
+/// call costs microseconds, more than the rest of a `track()`), so a
 /// burst of `track()` calls does not cross into JS for randomness on every call.
-const POOL_BYTES: usize = 256;
+const POOL_BYTES: usize = 4096;
 
 thread_local! {
     /// Unused random bytes and how many of them are already used.
@@ -25,7 +26,7 @@ thread_local! {
 
 /// Fills `pool` from `crypto.getRandomValues` (Math.random if it is missing or throws).
 fn refill(pool: &mut [u8; POOL_BYTES]) {
-    // getRandomValues takes at most 65,536 bytes at a time; 256 is well inside.
+    // getRandomValues takes at most 65,536 bytes at a time.
     let filled = web_sys::window()
         .and_then(|w| w.crypto().ok())
         .is_some_and(|c| c.get_random_values_with_u8_array(pool).is_ok());
@@ -55,12 +56,12 @@ pub fn seed() -> String {
         *used += 16;
     });
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(32);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+    let mut hex = [0u8; 32];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    s
+    String::from_utf8(hex.to_vec()).unwrap_or_default()
 }
 
 /// Direct randomness for the (unreachable in practice) case of a re-entrant call.
