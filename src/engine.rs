@@ -644,8 +644,14 @@ impl Engine {
             let traits: Object = vec![("email".into(), Value::Str(email))];
             self.merge_traits(&traits);
             self.emit(input, "identify", None, &to_text(&traits), at, 92);
-            let marketing = Choices { marketing: Some(true), ..Choices::default() };
-            self.choose(input, marketing, at, 93);
+            // Recorded as the shopper's own choice even where the site's default already
+            // allowed it, so the server holds the explicit consent the email rests on.
+            if self.profile.consent.marketing != Some(true) {
+                self.profile.consent.marketing = Some(true);
+                let mut body = String::new();
+                consent_json(&mut body, self.consent());
+                self.emit(input, "track", Some("Consent Preference Updated"), &body, at, 93);
+            }
         }
         self.popup_event(input, event, id, trigger.as_deref(), at, 94);
         Ok(Outputs::default())
