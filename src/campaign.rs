@@ -135,6 +135,8 @@ pub struct Campaign {
     pub content: String,
     /// The `offer` object as JSON text, if any.
     pub offer: Option<String>,
+    /// Given to `init` (kept when the site config's campaigns are replaced).
+    pub init: bool,
 }
 
 /// Reads a list of campaigns (a JSON array): the good ones sorted by priority, and one
@@ -145,167 +147,155 @@ pub fn read_all(v: &Value) -> (Vec<Campaign>, Vec<Error>) {
     let items: &[Value] = match v {
         Value::Arr(items) => items,
         Value::Null => &[],
-        _ => return (out, vec![Error::Campaign("campaigns must be an array")]),
+        _ => return (out, vec![bad("campaigns must be an array")]),
     };
     for item in items {
         match read(item) {
-            Ok(c) if out.iter().any(|o| o.id == c.id) => problems.push(Error::Campaign("a campaign id repeats")),
-            Ok(_) if out.len() >= MAX_CAMPAIGNS => problems.push(Error::Campaign("more than 100 campaigns")),
-            Ok(c) => insert_ranked(&mut out, c),
+            Ok(c) => {
+                if let Some(skipped) = merge(&mut out, c) {
+                    problems.push(skipped);
+                }
+            }
             Err(e) => problems.push(e),
         }
     }
     (out, problems)
 }
 
-/// Merges `extra` into `ranked` (both sorted), skipping ids `ranked` already has: the
-/// campaigns given to `init` win over the site config's.
-pub fn merge(ranked: &mut Vec<Campaign>, extra: &[Campaign]) {
-    for c in extra {
-        if ranked.len() < MAX_CAMPAIGNS && !ranked.iter().any(|o| o.id == c.id) {
-            insert_ranked(ranked, c.clone());
-        }
+/// Places `c` in `ranked` after every campaign that outranks it (one by one: no generic
+/// sort in the Wasm), unless its id is there already (the first one wins: `init`'s
+/// campaigns are placed before the site config's) or the list is full.
+pub fn merge(ranked: &mut Vec<Campaign>, c: Campaign) -> Option<Error> {
+    if ranked.iter().any(|o| o.id == c.id) {
+        return Some(bad("a campaign was skipped: its id repeats"));
     }
-}
-
-/// Places `c` after every campaign that outranks it (placed one by one: no generic sort in
-/// the Wasm).
-fn insert_ranked(list: &mut Vec<Campaign>, c: Campaign) {
-    let at = list.iter().position(|o| c.priority > o.priority || (c.priority == o.priority && c.id < o.id));
-    list.insert(at.unwrap_or(list.len()), c);
+    if ranked.len() >= MAX_CAMPAIGNS {
+        return Some(bad("a campaign was skipped: over 100 campaigns"));
+    }
+    let at = ranked.iter().position(|o| c.priority > o.priority || (c.priority == o.priority && c.id < o.id));
+    ranked.insert(at.unwrap_or(ranked.len()), c);
+    None
 }
 
 fn bad(why: &'static str) -> Error {
     Error::Campaign(why)
 }
 
-fn num(v: &Value, key: &str) -> Result<Option<f64>, Error> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(n) => n.as_f64().filter(|x| x.is_finite()).map(Some).ok_or(bad("a campaign number is not a number")),
+/// A member that is present and not null.
+fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|m| **m != Value::Null)
+}
+
+/// An optional finite number: `Some(None)` when absent, `None` when it is something else.
+fn num(v: &Value, key: &str) -> Option<Option<f64>> {
+    match member(v, key) {
+        None => Some(None),
+        Some(n) => n.as_f64().filter(|x| x.is_finite()).map(Some),
     }
 }
 
-fn count(v: &Value, key: &str) -> Result<Option<u32>, Error> {
-    Ok(match num(v, key)? {
-        Some(n) if n >= 0.0 && n.fract() == 0.0 => Some(n.min(u32::MAX as f64) as u32),
-        Some(_) => return Err(bad("a campaign cap must be a whole number")),
-        None => None,
-    })
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> Result<Option<&'a str>, Error> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(bad("a campaign field that takes text has something else")),
+/// An optional whole number of 0 or more.
+fn count(v: &Value, key: &str) -> Option<Option<u32>> {
+    match num(v, key)? {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 => Some(Some(n.min(u32::MAX as f64) as u32)),
+        Some(_) => None,
+        None => Some(None),
     }
 }
 
-fn flag(v: &Value, key: &str) -> Result<Option<bool>, Error> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(bad("a campaign field that takes true or false has something else")),
+/// An optional string.
+fn text<'a>(v: &'a Value, key: &str) -> Option<Option<&'a str>> {
+    match member(v, key) {
+        None => Some(None),
+        Some(t) => t.as_str().map(Some),
     }
 }
 
-/// An object member, or `None` when missing or null; anything else is an error.
-fn object<'a>(v: &'a Value, key: &str) -> Result<Option<&'a Value>, Error> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(o @ Value::Obj(_)) => Ok(Some(o)),
-        Some(_) => Err(bad("a campaign part that must be an object is not one")),
+/// An optional object.
+fn object<'a>(v: &'a Value, key: &str) -> Option<Option<&'a Value>> {
+    match member(v, key) {
+        None => Some(None),
+        Some(o) => o.as_obj().map(|_| Some(o)),
     }
 }
 
-fn stage(name: &str) -> Result<Stage, Error> {
-    <Stage as crate::codec::Json>::read(&Value::Str(name.into())).ok_or(bad("unknown stage in a campaign"))
+/// The stage of that name.
+pub fn stage_named(name: &str) -> Option<Stage> {
+    [Stage::Awareness, Stage::Consideration, Stage::Decision, Stage::Purchase, Stage::Loyalty]
+        .into_iter()
+        .find(|s| s.name() == name)
 }
 
-/// Reads one campaign.
+/// True for a campaign id: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn id_ok(id: &str) -> bool {
+    (1..=MAX_ID).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Reads one campaign; the error names the part that could not be read.
 pub fn read(v: &Value) -> Result<Campaign, Error> {
-    if v.as_obj().is_none() {
-        return Err(bad("a campaign must be an object"));
-    }
-    let id = text(v, "id")?.unwrap_or("");
-    let id_ok =
-        (1..=MAX_ID).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !id_ok {
-        return Err(bad("a campaign id must be 1 to 64 of A-Z a-z 0-9 _ -"));
-    }
-    let holdout = num(v, "holdout")?.unwrap_or(0.0);
-    if !(0.0..=0.9).contains(&holdout) {
-        return Err(bad("a campaign holdout must be from 0 to 0.9"));
-    }
-    let caps = match object(v, "caps")? {
-        None => Caps::default(),
-        Some(c) => Caps {
-            per_session: count(c, "perSession")?.unwrap_or(1),
-            per_day: count(c, "perDay")?,
-            ever: count(c, "ever")?,
-            dismiss_days: num(c, "dismissDays")?.unwrap_or(0.0).max(0.0),
-            convert_days: num(c, "convertDays")?.unwrap_or(0.0).max(0.0),
-        },
-    };
-    let content = content(object(v, "content")?.ok_or(bad("a campaign needs content"))?)?;
-    let offer = match object(v, "offer")? {
-        Some(o) => Some(offer(o)?),
-        None => None,
+    let id = text(v, "id").flatten().filter(|id| id_ok(id));
+    let id = id.ok_or(bad("a campaign was skipped: its id must be 1 to 64 of A-Z a-z 0-9 _ -"))?;
+    let priority = num(v, "priority").ok_or(bad("a campaign was skipped: its priority is not a number"))?;
+    let holdout = num(v, "holdout").map(|h| h.unwrap_or(0.0)).filter(|h| (0.0..=0.9).contains(h));
+    let holdout = holdout.ok_or(bad("a campaign was skipped: its holdout must be from 0 to 0.9"))?;
+    let trigger = object(v, "trigger").flatten().and_then(trigger);
+    let trigger = trigger.ok_or(bad("a campaign was skipped: its trigger is not valid"))?;
+    let audience = object(v, "audience").and_then(|a| a.map_or(Some(Audience::default()), audience));
+    let audience = audience.ok_or(bad("a campaign was skipped: its audience is not valid"))?;
+    let caps = object(v, "caps").and_then(|c| c.map_or(Some(Caps::default()), caps));
+    let caps = caps.ok_or(bad("a campaign was skipped: its caps are not valid"))?;
+    let content = object(v, "content").flatten().and_then(content);
+    let content =
+        content.ok_or(bad("a campaign was skipped: its content is missing or holds more than plain values"))?;
+    let offer = match object(v, "offer") {
+        Some(None) => None,
+        o => Some(o.flatten().and_then(offer).ok_or(bad("a campaign was skipped: its offer is not valid"))?),
     };
     if content.len() + offer.as_ref().map_or(0, String::len) > MAX_CONTENT_BYTES {
-        return Err(bad("a campaign's content and offer must be at most 4 KB"));
+        return Err(bad("a campaign was skipped: its content and offer are over 4 KB"));
     }
+    let id = id.to_string();
     Ok(Campaign {
-        id: id.to_string(),
-        priority: num(v, "priority")?.unwrap_or(0.0),
+        id,
+        priority: priority.unwrap_or(0.0),
         holdout,
-        trigger: trigger(object(v, "trigger")?.ok_or(bad("a campaign needs a trigger"))?)?,
-        audience: match object(v, "audience")? {
-            Some(a) => audience(a)?,
-            None => Audience::default(),
-        },
+        trigger,
+        audience,
         caps,
         content,
         offer,
+        init: false,
     })
 }
 
-fn trigger(t: &Value) -> Result<Trigger, Error> {
-    let positive = |key| match num(t, key) {
-        Ok(Some(n)) if n >= 0.0 => Ok(n),
-        _ => Err(bad("a campaign trigger needs a number of 0 or more")),
-    };
-    Ok(match text(t, "on")?.unwrap_or("") {
+fn trigger(t: &Value) -> Option<Trigger> {
+    let at_least_zero = |key| num(t, key).flatten().filter(|n| *n >= 0.0);
+    Some(match text(t, "on")?? {
         "exit-intent" => Trigger::ExitIntent,
         "abandon-intent" => Trigger::AbandonIntent(match text(t, "kind")? {
             None => None,
             Some("cart") => Some(Abandon::Cart),
             Some("browse") => Some(Abandon::Browse),
-            Some(_) => return Err(bad("abandon-intent kind must be cart or browse")),
+            Some(_) => return None,
         }),
         "stage-entered" => Trigger::StageEntered(
-            stage(text(t, "stage")?.unwrap_or(""))?,
+            stage_named(text(t, "stage")??)?,
             text(t, "category")?.map(|c| crate::json::clip(c, 64)),
         ),
-        "page" => Trigger::Page(text(t, "path")?.ok_or(bad("a page trigger needs a path"))?.to_string()),
-        "time-on-page" => Trigger::TimeOnPage(positive("seconds")?),
-        "scroll-depth" => Trigger::ScrollDepth(positive("percent")?),
-        _ => return Err(bad("unknown campaign trigger")),
+        "page" => Trigger::Page(text(t, "path")??.to_string()),
+        "time-on-page" => Trigger::TimeOnPage(at_least_zero("seconds")?),
+        "scroll-depth" => Trigger::ScrollDepth(at_least_zero("percent")?),
+        _ => return None,
     })
 }
 
-fn audience(a: &Value) -> Result<Audience, Error> {
+fn audience(a: &Value) -> Option<Audience> {
     let mut out = Audience::default();
     if let Some(s) = object(a, "stage")? {
+        let Some(Value::Arr(names)) = member(s, "in") else { return None };
         let mut set = 0u8;
-        match s.get("in") {
-            Some(Value::Arr(names)) => {
-                for n in names {
-                    set |= 1 << stage(n.as_str().unwrap_or(""))? as u8;
-                }
-            }
-            _ => return Err(bad("audience stage needs an array of stages in `in`")),
+        for n in names {
+            set |= 1 << stage_named(n.as_str()?)? as u8;
         }
         out.stage = Some((text(s, "category")?.map(|c| crate::json::clip(c, 64)), set));
     }
@@ -317,10 +307,24 @@ fn audience(a: &Value) -> Result<Audience, Error> {
         None => None,
         Some("new") => Some(false),
         Some("returning") => Some(true),
-        Some(_) => return Err(bad("audience visitor must be new or returning")),
+        Some(_) => return None,
     };
-    out.identified = flag(a, "identified")?;
-    Ok(out)
+    out.identified = match member(a, "identified") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return None,
+    };
+    Some(out)
+}
+
+fn caps(c: &Value) -> Option<Caps> {
+    Some(Caps {
+        per_session: count(c, "perSession")?.unwrap_or(1),
+        per_day: count(c, "perDay")?,
+        ever: count(c, "ever")?,
+        dismiss_days: num(c, "dismissDays")?.unwrap_or(0.0).max(0.0),
+        convert_days: num(c, "convertDays")?.unwrap_or(0.0).max(0.0),
+    })
 }
 
 /// True for an image URL the popup may load: https, or a path on the same origin.
@@ -328,42 +332,35 @@ pub fn image_allowed(url: &str) -> bool {
     url.starts_with("https://") || (url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\"))
 }
 
-fn content(c: &Value) -> Result<String, Error> {
-    let Value::Obj(members) = c else { return Err(bad("campaign content must be an object")) };
-    let mut kept: Obj = Vec::with_capacity(members.len());
-    for (k, v) in members {
+fn content(c: &Value) -> Option<String> {
+    let mut kept: Obj = Vec::new();
+    for (k, v) in c.as_obj()? {
         match v {
             Value::Str(s) if k == "image" && !image_allowed(s) => continue,
-            Value::Str(_) | Value::Bool(_) | Value::UInt(_) | Value::Num(_) | Value::Null => {}
-            _ => return Err(bad("campaign content holds only text, numbers and true or false")),
+            Value::Arr(_) | Value::Obj(_) => return None,
+            _ => kept.push((k.clone(), v.clone())),
         }
-        kept.push((k.clone(), v.clone()));
     }
     let mut s = String::new();
     write(&mut s, &Value::Obj(kept));
-    Ok(s)
+    Some(s)
 }
 
-fn offer(o: &Value) -> Result<String, Error> {
-    let unique = flag(o, "unique")?.unwrap_or(false);
-    let code = text(o, "code")?;
-    if !unique && !code.is_some_and(|c| (1..=64).contains(&c.len())) {
-        return Err(bad("an offer needs a code (1 to 64 characters) or unique: true"));
-    }
-    let percent = num(o, "percent")?;
-    let amount = num(o, "amount")?;
-    let ok = match (percent, amount) {
+fn offer(o: &Value) -> Option<String> {
+    let unique = member(o, "unique") == Some(&Value::Bool(true));
+    let code_ok = text(o, "code")?.is_some_and(|c| (1..=64).contains(&c.len()));
+    let ok = match (num(o, "percent")?, num(o, "amount")?) {
         (Some(p), None) => p > 0.0 && p <= 100.0,
         (None, Some(a)) => a > 0.0,
         (None, None) => !unique,
         _ => false,
     };
-    if !ok || num(o, "expiresDays")?.is_some_and(|d| d <= 0.0) {
-        return Err(bad("an offer takes percent (0 to 100) or amount (over 0), and expiresDays over 0"));
-    }
-    let mut s = String::new();
-    write(&mut s, o);
-    Ok(s)
+    let expiry_ok = num(o, "expiresDays")?.is_none_or(|d| d > 0.0);
+    (ok && expiry_ok && (unique || code_ok)).then(|| {
+        let mut s = String::new();
+        write(&mut s, o);
+        s
+    })
 }
 
 #[cfg(test)]
@@ -449,7 +446,9 @@ mod tests {
         assert_eq!(ids, ["c", "a", "b"]);
         assert_eq!(problems.len(), 2);
         let mut merged = list.clone();
-        merge(&mut merged, &[one(r#"{"id":"z","priority":3,"trigger":{"on":"exit-intent"},"content":{}}"#).unwrap()]);
+        let z = one(r#"{"id":"z","priority":3,"trigger":{"on":"exit-intent"},"content":{}}"#).unwrap();
+        assert_eq!(merge(&mut merged, z.clone()), None);
+        assert!(merge(&mut merged, z).is_some(), "the id is there already");
         let ids: Vec<&str> = merged.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["c", "z", "a", "b"]);
     }

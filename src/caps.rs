@@ -21,19 +21,21 @@ pub const MAX_SEEN: usize = 32;
 /// How long an open popup keeps the others away without news from it.
 pub const OPEN_FOR: Millis = 10 * MINUTE;
 
-/// What happened with one campaign for this shopper.
+/// What happened with one campaign for this shopper. Stored as an array of eight numbers
+/// (`[ever, session, in_session, day, in_day, dismissed, converted, at]`): the profile's
+/// reader for arrays of numbers already exists, so this costs the Wasm almost nothing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     /// Shows ever (held-out "shows" count too, so holdout is recorded at the same pace).
-    pub ever: u32,
+    pub ever: u64,
     /// The session of the latest show.
     pub session: Millis,
     /// Shows in that session.
-    pub in_session: u32,
+    pub in_session: u64,
     /// Start of the current 24-hour window.
     pub day: Millis,
     /// Shows in that window.
-    pub in_day: u32,
+    pub in_day: u64,
     /// Last dismissal (0: never).
     pub dismissed: Millis,
     /// Last conversion (0: never).
@@ -41,25 +43,27 @@ pub struct Seen {
     /// Last time anything was recorded (to forget the stalest first).
     pub at: Millis,
 }
-crate::json_struct!(Seen {
-    ever: "n",
-    session: "s",
-    in_session: "sn",
-    day: "d",
-    in_day: "dn",
-    dismissed: "x",
-    converted: "c",
-    at: "at"
-});
+
+impl Json for Seen {
+    fn write(&self, out: &mut String) {
+        let s = self;
+        [s.ever, s.session, s.in_session, s.day, s.in_day, s.dismissed, s.converted, s.at].to_vec().write(out);
+    }
+    fn read(v: &Value) -> Option<Self> {
+        let n = Vec::<u64>::read(v)?;
+        let [ever, session, in_session, day, in_day, dismissed, converted, at] = n[..] else { return None };
+        Some(Seen { ever, session, in_session, day, in_day, dismissed, converted, at })
+    }
+}
 
 impl Seen {
     /// True when the caps allow another show at `now` in `session`.
     pub fn allows(&self, caps: &Caps, now: Millis, session: Millis) -> bool {
         let days = |d: f64| (d * DAY as f64) as Millis;
         let paused = |since: Millis, d: f64| since > 0 && d > 0.0 && now < since.saturating_add(days(d));
-        !(self.session == session && self.in_session >= caps.per_session
-            || caps.per_day.is_some_and(|cap| now < self.day.saturating_add(DAY) && self.in_day >= cap)
-            || caps.ever.is_some_and(|cap| self.ever >= cap)
+        !(self.session == session && self.in_session >= u64::from(caps.per_session)
+            || caps.per_day.is_some_and(|cap| now < self.day.saturating_add(DAY) && self.in_day >= u64::from(cap))
+            || caps.ever.is_some_and(|cap| self.ever >= u64::from(cap))
             || paused(self.dismissed, caps.dismiss_days)
             || paused(self.converted, caps.convert_days))
     }

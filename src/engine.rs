@@ -11,7 +11,7 @@
 //! ```
 
 use crate::affinity;
-use crate::campaign::{merge, read_all, Abandon, Campaign};
+use crate::campaign::{id_ok, merge, read_all, Abandon, Campaign};
 use crate::caps::Viewed;
 use crate::cart::Line;
 use crate::codec::{field, optional, Json, MAX_STATE_DEPTH};
@@ -167,6 +167,7 @@ pub struct Settings {
     /// The thresholds `init` gave, which win over the server's site config.
     pub init_thresholds: ThresholdOverrides,
     /// Campaigns given to `init` (ranked); they win over the site config's of the same id.
+    /// The engine takes them over when it is made.
     pub campaigns: Vec<Campaign>,
 }
 
@@ -202,7 +203,10 @@ impl Settings {
             _ => return (s, Some(Error::BadOptions)),
         };
         let mut bad = false;
-        let (campaigns, mut problems) = read_all(field(&v, "campaigns"));
+        let (mut campaigns, mut problems) = read_all(field(&v, "campaigns"));
+        for c in campaigns.iter_mut() {
+            c.init = true;
+        }
         s.campaigns = campaigns;
         match field(&v, "thresholds") {
             Value::Null => {}
@@ -252,8 +256,8 @@ pub struct Engine {
 
 impl Engine {
     /// A fresh engine; `seed` makes the anonymous id.
-    pub fn new(settings: Settings, seed: &str) -> Engine {
-        let campaigns = settings.campaigns.clone();
+    pub fn new(mut settings: Settings, seed: &str) -> Engine {
+        let campaigns = std::mem::take(&mut settings.campaigns);
         Engine {
             profile: Profile::new(uuid(seed, 0)),
             outbox: Outbox::default(),
@@ -300,10 +304,16 @@ impl Engine {
         th.apply(&server);
         th.apply(&self.settings.init_thresholds);
         self.settings.thresholds = th;
-        let (site, problems) = read_all(field(&v, "campaigns"));
-        let mut campaigns = self.settings.campaigns.clone();
-        merge(&mut campaigns, &site);
-        self.campaigns = campaigns;
+        let (site, mut problems) = read_all(field(&v, "campaigns"));
+        self.campaigns.retain(|c| c.init);
+        for c in site {
+            // A site campaign with the id of one given to `init` gives way to it.
+            if let Some(e) = merge(&mut self.campaigns, c) {
+                if self.campaigns.len() >= crate::campaign::MAX_CAMPAIGNS {
+                    problems.push(e);
+                }
+            }
+        }
         Ok(Outputs { stage_changes: self.settle_stages(now), problems, ..Outputs::default() })
     }
 
@@ -605,21 +615,17 @@ impl Engine {
     /// conversion with an email identifies the shopper with `{email}` and records
     /// `marketing` consent. Each queues its `Popup ...` event.
     fn on_outcome(&mut self, input: &Input, id: &str, at: Millis) -> Result<Outputs, Error> {
-        let id_ok = (1..=crate::campaign::MAX_ID).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         let v = parse_props(input.props.as_deref())?;
         let action = get_str(&v, "action").unwrap_or_default();
         let email = get_str(&v, "email").filter(|_| action == "converted");
-        if !id_ok || !matches!(action.as_str(), "shown" | "dismissed" | "converted") {
+        if !id_ok(id) || !matches!(action.as_str(), "shown" | "dismissed" | "converted") {
             return Err(Error::BadOutcome);
         }
         if email.as_deref().is_some_and(|e| !valid_email(e)) {
             return Err(Error::BadEmail);
         }
-        let trigger = match self.campaigns.iter().find(|c| c.id == id) {
-            Some(c) => Some(c.trigger.name().to_string()),
-            None => get_str(&v, "trigger").map(|t| crate::json::clip(&t, 32)),
-        };
+        // Unknown when this tab does not have the site config yet: the event goes without.
+        let trigger = self.campaigns.iter().find(|c| c.id == id).map(|c| c.trigger.name());
         let now = input.now;
         let session = self.profile.session.id;
         let ledger = &mut self.profile.popups;
@@ -653,7 +659,7 @@ impl Engine {
                 self.emit(input, "track", Some("Consent Preference Updated"), &body, at, 93);
             }
         }
-        self.popup_event(input, event, id, trigger.as_deref(), at, 94);
+        self.popup_event(input, event, id, trigger, at, 94);
         Ok(Outputs::default())
     }
 
@@ -852,20 +858,25 @@ pub fn popup_json(c: &Campaign) -> String {
     s
 }
 
-/// A plausible email address: one `@` between a local part and a dotted domain, no
-/// spaces, controls or characters that need quoting, at most 254 characters. The server
-/// checks again before it sends anything.
+/// A plausible email address: one `@` between a local part of 1 to 64 bytes and a domain
+/// of dot-separated labels (two or more, none empty), no spaces, controls or characters
+/// that need quoting, at most 254 bytes. The server checks again before it sends anything.
+///
+/// ```
+/// use nudge::engine::valid_email;
+/// assert!(valid_email("ann.lee+tv@mail.example.com"));
+/// for bad in ["ann", "ann@", "@x.com", "ann@x", "ann@x..com", "ann@.x.com", "a b@x.com", "a@b@x.com", "<a>@x.com"] {
+///     assert!(!valid_email(bad), "{bad}");
+/// }
+/// ```
 pub fn valid_email(e: &str) -> bool {
     let Some((local, domain)) = e.split_once('@') else { return false };
-    let plain = |s: &str| s.chars().all(|c| c > ' ' && c != '\u{7f}' && !"@<>()[]\\,;:\"".contains(c));
+    let plain = |b: u8| b > b' ' && b != 0x7f && !b"@<>()[]\\,;:\"".contains(&b);
     e.len() <= 254
         && (1..=64).contains(&local.len())
-        && plain(local)
-        && plain(domain)
+        && local.bytes().chain(domain.bytes()).all(plain)
         && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
+        && domain.split('.').all(|label| !label.is_empty())
 }
 
 /// What identifies a page: the URL without its fragment.

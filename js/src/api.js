@@ -32,9 +32,9 @@ const ops = {
   navigated: (c) => c.call(6),
   started: (c) => c.call(7),
   reject: (c, method, message) => c.call(8, method, message),
-  // Popups (issue 5): a page signal as JSON text; a popup outcome (id, action, email?).
+  // Popups (issue 5): a page signal as JSON text; a popup outcome (id, {action, email?} JSON).
   signal: (c, json) => c.call(9, undefined, json),
-  popup: (c, id, action, email) => c.call(10, id, action, email),
+  popup: (c, id, outcome) => c.call(10, id, outcome),
   delivered: (c, seq, status, retryAfter, text) => c.delivered(seq, status, retryAfter, text),
 };
 
@@ -327,7 +327,7 @@ export function createApi(load, defaultWasmUrl) {
     _present: null,
     _signal: guard('signal', (signal) => run('signal', [toJson(signal, 'signal')]), false),
     _popup: guard('popup', (id, action, email) =>
-      run('popup', [String(id), String(action), email == null ? undefined : String(email)]), false),
+      run('popup', [String(id), toJson({ action: String(action), email: email == null ? undefined : String(email).trim() }, 'outcome')]), false),
 
     /** Outbox, tab role and storage backend, or null before the SDK is ready. */
     debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.view(true)) : null), null),

@@ -76,8 +76,8 @@ impl Nudge {
     ///   `props` the message; it takes the same path as the core's own errors;
     /// - 9: a page signal, `props` its JSON (`{"signal":"pointer-exit","speed":1200}`, see
     ///   `crate::intent`);
-    /// - 10: a popup outcome: `name` the campaign id, `props` the action (`shown`,
-    ///   `dismissed`, `converted`), `options` the email typed, if any.
+    /// - 10: a popup outcome: `name` the campaign id, `props` its JSON
+    ///   (`{"action":"shown"|"dismissed"|"converted","email"?}`).
     pub fn call(&self, op: u32, name: Option<String>, props: Option<String>, options: Option<String>) -> bool {
         match op {
             6 => return self.run("page", |s| s.navigated()),
@@ -95,8 +95,8 @@ impl Nudge {
                 self.fail(name.as_deref().unwrap_or(""), props.as_deref().unwrap_or(""));
                 return false;
             }
-            9 => return self.run("signal", |s| s.signal(props)),
-            10 => return self.run("popup", |s| s.outcome(name, props, options)),
+            9 => return self.run("signal", |s| s.call(Kind::Signal, None, props, None)),
+            10 => return self.run("popup", |s| s.call(Kind::Popup, name, props, None)),
             _ => {}
         }
         const OPS: [(Kind, &str); 6] = [

@@ -246,34 +246,6 @@ impl Shell {
         Ok(self.outputs(out))
     }
 
-    /// A page signal (`props`: JSON, see `crate::intent`): leaving, time on page, scroll
-    /// depth. It may queue an intent event and bring a popup.
-    pub fn signal(&mut self, props: Option<String>) -> Result<Vec<Note>, Error> {
-        self.call(Kind::Signal, None, props, None)
-    }
-
-    /// A popup outcome from the popup: campaign `id`, `action` (`shown`, `dismissed`,
-    /// `converted`) and the email typed, if any. The trigger comes from the campaign, so
-    /// the tab that owns the profile records it even before it has the site config.
-    pub fn outcome(
-        &mut self,
-        id: Option<String>,
-        action: Option<String>,
-        email: Option<String>,
-    ) -> Result<Vec<Note>, Error> {
-        let id = id.unwrap_or_default();
-        let mut props = String::from("{");
-        push_field(&mut props, "action", action.as_deref().unwrap_or(""));
-        if let Some(e) = &email {
-            push_field(&mut props, "email", e.trim());
-        }
-        if let Some(c) = self.engine.campaigns().iter().find(|c| c.id == id) {
-            push_field(&mut props, "trigger", c.trigger.name());
-        }
-        props.push('}');
-        self.call(Kind::Popup, Some(id), Some(props), None)
-    }
-
     fn outputs(&mut self, out: Outputs) -> Vec<Note> {
         if out.wipe_storage {
             self.wipe();
