@@ -17,7 +17,7 @@
 
 use crate::error::Error;
 use crate::funnel::Stage;
-use crate::json_value::{write, Obj, Value};
+use crate::json_value::{write, Value};
 
 /// Most campaigns kept per site; the rest are skipped and reported.
 pub const MAX_CAMPAIGNS: usize = 100;
@@ -183,7 +183,7 @@ fn bad(why: &'static str) -> Error {
 
 /// A member that is present and not null.
 fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|m| **m != Value::Null)
+    v.get(key).filter(|m| !matches!(m, Value::Null))
 }
 
 /// An optional finite number: `Some(None)` when absent, `None` when it is something else.
@@ -332,22 +332,26 @@ pub fn image_allowed(url: &str) -> bool {
     url.starts_with("https://") || (url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\"))
 }
 
+/// The content object's JSON, written member by member as it came, without an `image`
+/// the popup may not load.
 fn content(c: &Value) -> Option<String> {
-    let mut kept: Obj = Vec::new();
+    let mut s = String::from("{");
     for (k, v) in c.as_obj()? {
         match v {
-            Value::Str(s) if k == "image" && !image_allowed(s) => continue,
+            Value::Str(url) if k == "image" && !image_allowed(url) => continue,
             Value::Arr(_) | Value::Obj(_) => return None,
-            _ => kept.push((k.clone(), v.clone())),
+            _ => {
+                crate::json::push_key(&mut s, k);
+                write(&mut s, v);
+            }
         }
     }
-    let mut s = String::new();
-    write(&mut s, &Value::Obj(kept));
+    s.push('}');
     Some(s)
 }
 
 fn offer(o: &Value) -> Option<String> {
-    let unique = member(o, "unique") == Some(&Value::Bool(true));
+    let unique = matches!(member(o, "unique"), Some(Value::Bool(true)));
     let code_ok = text(o, "code")?.is_some_and(|c| (1..=64).contains(&c.len()));
     let ok = match (num(o, "percent")?, num(o, "amount")?) {
         (Some(p), None) => p > 0.0 && p <= 100.0,

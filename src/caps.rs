@@ -147,7 +147,7 @@ impl Json for Ledger {
         out.push('}');
     }
     fn read(v: &Value) -> Option<Self> {
-        if *v == Value::Null {
+        if matches!(v, Value::Null) {
             return Some(Ledger::default());
         }
         v.as_obj()?;
