@@ -167,10 +167,10 @@ pub fn read_all(v: &Value) -> (Vec<Campaign>, Vec<Error>) {
 /// campaigns are placed before the site config's) or the list is full.
 pub fn merge(ranked: &mut Vec<Campaign>, c: Campaign) -> Option<Error> {
     if ranked.iter().any(|o| o.id == c.id) {
-        return Some(bad("a campaign was skipped: its id repeats"));
+        return Some(bad("campaign skipped: id repeats"));
     }
     if ranked.len() >= MAX_CAMPAIGNS {
-        return Some(bad("a campaign was skipped: over 100 campaigns"));
+        return Some(bad("campaign skipped: over 100 campaigns"));
     }
     let at = ranked.iter().position(|o| c.priority > o.priority || (c.priority == o.priority && c.id < o.id));
     ranked.insert(at.unwrap_or(ranked.len()), c);
@@ -234,25 +234,25 @@ pub fn id_ok(id: &str) -> bool {
 /// Reads one campaign; the error names the part that could not be read.
 pub fn read(v: &Value) -> Result<Campaign, Error> {
     let id = text(v, "id").flatten().filter(|id| id_ok(id));
-    let id = id.ok_or(bad("a campaign was skipped: its id must be 1 to 64 of A-Z a-z 0-9 _ -"))?;
-    let priority = num(v, "priority").ok_or(bad("a campaign was skipped: its priority is not a number"))?;
+    let id = id.ok_or(bad("campaign skipped: id must be 1-64 of A-Z a-z 0-9 _ -"))?;
+    let priority = num(v, "priority").ok_or(bad("campaign skipped: bad priority"))?;
     let holdout = num(v, "holdout").map(|h| h.unwrap_or(0.0)).filter(|h| (0.0..=0.9).contains(h));
-    let holdout = holdout.ok_or(bad("a campaign was skipped: its holdout must be from 0 to 0.9"))?;
+    let holdout = holdout.ok_or(bad("campaign skipped: holdout must be 0 to 0.9"))?;
     let trigger = object(v, "trigger").flatten().and_then(trigger);
-    let trigger = trigger.ok_or(bad("a campaign was skipped: its trigger is not valid"))?;
+    let trigger = trigger.ok_or(bad("campaign skipped: bad trigger"))?;
     let audience = object(v, "audience").and_then(|a| a.map_or(Some(Audience::default()), audience));
-    let audience = audience.ok_or(bad("a campaign was skipped: its audience is not valid"))?;
+    let audience = audience.ok_or(bad("campaign skipped: bad audience"))?;
     let caps = object(v, "caps").and_then(|c| c.map_or(Some(Caps::default()), caps));
-    let caps = caps.ok_or(bad("a campaign was skipped: its caps are not valid"))?;
+    let caps = caps.ok_or(bad("campaign skipped: bad caps"))?;
     let content = object(v, "content").flatten().and_then(content);
     let content =
-        content.ok_or(bad("a campaign was skipped: its content is missing or holds more than plain values"))?;
+        content.ok_or(bad("campaign skipped: content must be an object of plain values"))?;
     let offer = match object(v, "offer") {
         Some(None) => None,
-        o => Some(o.flatten().and_then(offer).ok_or(bad("a campaign was skipped: its offer is not valid"))?),
+        o => Some(o.flatten().and_then(offer).ok_or(bad("campaign skipped: offer must be an object"))?),
     };
     if content.len() + offer.as_ref().map_or(0, String::len) > MAX_CONTENT_BYTES {
-        return Err(bad("a campaign was skipped: its content and offer are over 4 KB"));
+        return Err(bad("campaign skipped: content and offer over 4 KB"));
     }
     let id = id.to_string();
     Ok(Campaign {
@@ -350,21 +350,12 @@ fn content(c: &Value) -> Option<String> {
     Some(s)
 }
 
+/// The offer's JSON as it came: the server checks offers when a site stores its campaigns
+/// (and issues the unique codes); the popup only shows what is there.
 fn offer(o: &Value) -> Option<String> {
-    let unique = matches!(member(o, "unique"), Some(Value::Bool(true)));
-    let code_ok = text(o, "code")?.is_some_and(|c| (1..=64).contains(&c.len()));
-    let ok = match (num(o, "percent")?, num(o, "amount")?) {
-        (Some(p), None) => p > 0.0 && p <= 100.0,
-        (None, Some(a)) => a > 0.0,
-        (None, None) => !unique,
-        _ => false,
-    };
-    let expiry_ok = num(o, "expiresDays")?.is_none_or(|d| d > 0.0);
-    (ok && expiry_ok && (unique || code_ok)).then(|| {
-        let mut s = String::new();
-        write(&mut s, o);
-        s
-    })
+    let mut s = String::new();
+    write(&mut s, o);
+    Some(s)
 }
 
 #[cfg(test)]
@@ -424,8 +415,7 @@ mod tests {
             r#"{"id":"a","holdout":0.95,"trigger":{"on":"exit-intent"},"content":{}}"#,
             r#"{"id":"a","trigger":{"on":"stage-entered","stage":"bored"},"content":{}}"#,
             r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{"title":{"nested":1}}}"#,
-            r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{},"offer":{"percent":10}}"#,
-            r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{},"offer":{"unique":true,"percent":10,"amount":5}}"#,
+            r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{},"offer":"SAVE10"}"#,
             r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{},"caps":{"perDay":1.5}}"#,
             r#"{"id":"a","trigger":{"on":"exit-intent"},"content":{},"audience":{"visitor":"old"}}"#,
             r#"[]"#,

@@ -4,14 +4,18 @@
 //! It lives in the [`Profile`](crate::profile::Profile), so it is stored and shared by the
 //! site's tabs exactly as the profile is: dismissing or converting in one tab reaches the
 //! tab that owns the profile, which broadcasts it, and the other tabs stop showing that
-//! campaign. The `open` marker keeps to one popup at a time across tabs; it has a time bound
-//! ([`OPEN_FOR`]) so that a tab closed with its popup open does not block the others for good.
+//! campaign. A campaign's `open` time keeps to one popup at a time across tabs; it has a
+//! time bound ([`OPEN_FOR`]) so that a tab closed with its popup open does not block the
+//! others for good.
 //!
-//! Bounded: at most [`MAX_SEEN`] campaigns are remembered (the one touched longest ago is
-//! forgotten first), so the stored profile stays within its budget.
+//! Stored as one JSON object from campaign id to an array of numbers (see [`Seen`]): the
+//! profile's readers for maps and for arrays of numbers already exist, so the ledger costs
+//! the Wasm almost nothing. The leaving intents use two reserved keys (`~cart`, `~browse`,
+//! which no campaign id can be). Bounded: at most [`MAX_SEEN`] campaigns are remembered
+//! (the one touched longest ago is forgotten first), so the stored profile stays small.
 
-use crate::campaign::Caps;
-use crate::codec::{field, Json};
+use crate::campaign::{Abandon, Caps};
+use crate::codec::Json;
 use crate::json_value::Value;
 use crate::keyed::Keyed;
 use crate::time::{Millis, DAY, MINUTE};
@@ -21,9 +25,8 @@ pub const MAX_SEEN: usize = 32;
 /// How long an open popup keeps the others away without news from it.
 pub const OPEN_FOR: Millis = 10 * MINUTE;
 
-/// What happened with one campaign for this shopper. Stored as an array of eight numbers
-/// (`[ever, session, in_session, day, in_day, dismissed, converted, at]`): the profile's
-/// reader for arrays of numbers already exists, so this costs the Wasm almost nothing.
+/// What happened with one campaign for this shopper, stored as
+/// `[ever, session, in_session, day, in_day, dismissed, converted, at, open]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     /// Shows ever (held-out "shows" count too, so holdout is recorded at the same pace).
@@ -42,17 +45,19 @@ pub struct Seen {
     pub converted: Millis,
     /// Last time anything was recorded (to forget the stalest first).
     pub at: Millis,
+    /// Until when its popup is open (0: not open).
+    pub open: Millis,
 }
 
 impl Json for Seen {
     fn write(&self, out: &mut String) {
         let s = self;
-        [s.ever, s.session, s.in_session, s.day, s.in_day, s.dismissed, s.converted, s.at].to_vec().write(out);
+        [s.ever, s.session, s.in_session, s.day, s.in_day, s.dismissed, s.converted, s.at, s.open].to_vec().write(out);
     }
     fn read(v: &Value) -> Option<Self> {
         let n = Vec::<u64>::read(v)?;
-        let [ever, session, in_session, day, in_day, dismissed, converted, at] = n[..] else { return None };
-        Some(Seen { ever, session, in_session, day, in_day, dismissed, converted, at })
+        let [ever, session, in_session, day, in_day, dismissed, converted, at, open] = n[..] else { return None };
+        Some(Seen { ever, session, in_session, day, in_day, dismissed, converted, at, open })
     }
 }
 
@@ -81,94 +86,38 @@ impl Seen {
             self.in_day = 0;
         }
         self.in_day = self.in_day.saturating_add(1);
-        self.at = self.at.max(now);
     }
 }
 
-/// The popup that is open (or about to be) in one of the site's tabs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Open {
-    /// The campaign.
-    pub id: String,
-    /// Until when it keeps other popups away.
-    pub until: Millis,
-}
-crate::json_struct!(Open { id: "id", until: "until" });
-
-/// The product last viewed, for browse abandonment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Viewed {
-    /// Its `product_id`, if given.
-    pub product_id: Option<String>,
-    /// Its category.
-    pub category: String,
-    /// The session it was viewed in.
-    pub session: Millis,
-}
-crate::json_struct!(Viewed { product_id: "p", category: "cat", session: "s" });
-
-/// The ledger kept in the profile.
+/// The ledger kept in the profile: per campaign id (and the two reserved intent keys).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
     /// Per campaign id.
     pub seen: Keyed<Seen>,
-    /// The popup open now, if any.
-    pub open: Option<Open>,
-    /// The session in which `Cart Abandon Intent` was last queued.
-    pub cart_intent: Millis,
-    /// The session in which `Browse Abandon Intent` was last queued.
-    pub browse_intent: Millis,
-    /// The last product viewed with nothing added since (cleared by `Product Added`).
-    pub viewed: Option<Viewed>,
 }
 
-/// Stored as an object; a profile written before popups existed has none, which reads as
-/// an empty ledger (so no layout version change was needed).
+/// A profile written before popups existed has no ledger, which reads as an empty one (so
+/// no layout version change was needed).
 impl Json for Ledger {
     fn write(&self, out: &mut String) {
-        out.push('{');
-        let key = |out: &mut String, k: &str| {
-            if !out.ends_with('{') {
-                out.push(',');
-            }
-            crate::json_value::push_str(out, k);
-            out.push(':');
-        };
-        key(out, "seen");
         self.seen.write(out);
-        key(out, "open");
-        self.open.write(out);
-        key(out, "ci");
-        self.cart_intent.write(out);
-        key(out, "bi");
-        self.browse_intent.write(out);
-        key(out, "viewed");
-        self.viewed.write(out);
-        out.push('}');
     }
     fn read(v: &Value) -> Option<Self> {
-        if matches!(v, Value::Null) {
-            return Some(Ledger::default());
+        match v {
+            Value::Null => Some(Ledger::default()),
+            v => Some(Ledger { seen: Keyed::read(v)? }),
         }
-        v.as_obj()?;
-        let f = |k| field(v, k);
-        Some(Ledger {
-            seen: Json::read(f("seen"))?,
-            open: Json::read(f("open"))?,
-            cart_intent: Json::read(f("ci"))?,
-            browse_intent: Json::read(f("bi"))?,
-            viewed: Json::read(f("viewed"))?,
-        })
     }
 }
 
 impl Ledger {
-    /// True when another campaign's popup is open now (in this tab or another).
+    /// True when a campaign's popup is open now (in this tab or another).
     pub fn busy(&self, now: Millis) -> bool {
-        self.open.as_ref().is_some_and(|o| now < o.until)
+        self.seen.values().any(|s| now < s.open)
     }
 
-    /// The record of `id`, made when first needed; forgets the stalest past [`MAX_SEEN`].
+    /// The record of `id`, made when first needed and marked as touched at `now`; forgets
+    /// the stalest past [`MAX_SEEN`].
     pub fn entry(&mut self, id: &str, now: Millis) -> &mut Seen {
         if !self.seen.contains_key(id) && self.seen.len() >= MAX_SEEN {
             let stalest = self.seen.iter().min_by_key(|(_, s)| s.at).map(|(k, _)| k.clone());
@@ -181,16 +130,30 @@ impl Ledger {
         e
     }
 
-    /// Marks `id` as open until [`OPEN_FOR`] from `now`.
+    /// Marks `id`'s popup as open until [`OPEN_FOR`] from `now`.
     pub fn open(&mut self, id: &str, now: Millis) {
-        self.open = Some(Open { id: id.to_string(), until: now.saturating_add(OPEN_FOR) });
+        self.entry(id, now).open = now.saturating_add(OPEN_FOR);
     }
 
-    /// Clears the open marker if it is `id`'s.
+    /// Marks `id`'s popup as closed.
     pub fn close(&mut self, id: &str) {
-        if self.open.as_ref().is_some_and(|o| o.id == id) {
-            self.open = None;
+        if let Some(s) = self.seen.get_mut(id) {
+            s.open = 0;
         }
+    }
+
+    /// Records that the `kind` intent was reported in `session`; false when it already was
+    /// (once per session per kind).
+    pub fn intent_once(&mut self, kind: Abandon, session: Millis, now: Millis) -> bool {
+        let key = match kind {
+            Abandon::Cart => "~cart",
+            Abandon::Browse => "~browse",
+        };
+        let e = self.entry(key, now);
+        e.at = Millis::MAX; // never the stalest: forgetting it would report the intent again
+        let first = e.session != session;
+        e.session = session;
+        first
     }
 }
 
@@ -230,19 +193,22 @@ mod tests {
     #[test]
     fn the_ledger_round_trips_is_bounded_and_reads_from_nothing() {
         let mut l = Ledger::default();
+        assert!(l.intent_once(Abandon::Cart, 7, T));
+        assert!(!l.intent_once(Abandon::Cart, 7, T), "once per session");
         for i in 0..40u64 {
             l.entry(&i.to_string(), T + i).shown(T + i, 1);
         }
         assert_eq!(l.seen.len(), MAX_SEEN);
         assert!(!l.seen.contains_key("0"), "the stalest is forgotten");
+        assert!(!l.intent_once(Abandon::Cart, 7, T), "the intent record is never forgotten");
+        assert!(l.intent_once(Abandon::Browse, 7, T), "each kind on its own");
         l.open("39", T);
-        l.viewed = Some(Viewed { product_id: Some("tv1".into()), category: "TVs".into(), session: 1 });
         assert_eq!(Ledger::from_json(&l.to_json()), Some(l.clone()));
         assert_eq!(Ledger::read(&Value::Null), Some(Ledger::default()));
         assert!(l.busy(T + OPEN_FOR - 1) && !l.busy(T + OPEN_FOR));
         l.close("38");
-        assert!(l.open.is_some());
+        assert!(l.busy(T));
         l.close("39");
-        assert!(l.open.is_none());
+        assert!(!l.busy(T));
     }
 }

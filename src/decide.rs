@@ -56,31 +56,17 @@ pub enum Choice<'c> {
     HeldOut(&'c Campaign),
 }
 
-/// The facts about the shopper a decision reads, each computed at most once per decision
-/// (stages of the last few categories asked about are remembered, on the stack).
-struct Facts<'a, 'c> {
+/// The facts about the shopper a decision reads, computed at most once per decision.
+struct Facts<'a> {
     p: &'a Profile,
     now: Millis,
     th: &'a Thresholds,
     overall: Option<Option<Stage>>,
     cart: Option<f64>,
-    stages: [(&'c str, Option<Stage>); 4],
-    known: usize,
 }
 
-impl<'c> Facts<'_, 'c> {
-    fn stage_of(&mut self, category: &'c str) -> Option<Stage> {
-        let n = self.known.min(self.stages.len());
-        if let Some((_, s)) = self.stages[..n].iter().find(|(c, _)| *c == category) {
-            return *s;
-        }
-        let s = self.p.categories.get(category).map(|e| e.stage(self.now, self.th));
-        self.stages[self.known % self.stages.len()] = (category, s);
-        self.known += 1;
-        s
-    }
-
-    fn matches(&mut self, a: &'c Audience) -> bool {
+impl Facts<'_> {
+    fn matches(&mut self, a: &Audience) -> bool {
         if a.returning.is_some_and(|r| r != (self.p.session.count > 1))
             || a.identified.is_some_and(|i| i != self.p.user_id.is_some())
         {
@@ -94,7 +80,7 @@ impl<'c> Facts<'_, 'c> {
         }
         let Some((category, set)) = &a.stage else { return true };
         let stage = match category {
-            Some(c) => self.stage_of(c),
+            Some(c) => self.p.categories.get(c).map(|e| e.stage(self.now, self.th)),
             None => *self.overall.get_or_insert_with(|| self.p.overall(self.now, self.th)),
         };
         stage.is_some_and(|s| set & (1 << s as u8) != 0)
@@ -112,7 +98,7 @@ pub fn decide<'c>(
     now: Millis,
     th: &Thresholds,
 ) -> Option<Choice<'c>> {
-    let mut facts = Facts { p, now, th, overall: None, cart: None, stages: [("", None); 4], known: 0 };
+    let mut facts = Facts { p, now, th, overall: None, cart: None };
     let session = p.session.id;
     let c = ranked.iter().find(|c| {
         c.trigger.fires(m)

@@ -12,7 +12,6 @@
 
 use crate::affinity;
 use crate::campaign::{id_ok, merge, read_all, Abandon, Campaign};
-use crate::caps::Viewed;
 use crate::cart::Line;
 use crate::codec::{field, optional, Json, MAX_STATE_DEPTH};
 use crate::config::{ThresholdOverrides, Thresholds};
@@ -510,9 +509,10 @@ impl Engine {
                 let Some(how) = other.leaving(&self.settings.thresholds, shop) else {
                     return Ok(out);
                 };
-                let kind = self.abandonment(input.now);
+                let (kind, category) = self.abandonment(input.now);
+                let category = category.map(str::to_string);
                 if let Some(k) = kind {
-                    self.abandon_intent(input, k, how, at);
+                    self.abandon_intent(input, k, category.as_deref().filter(|_| k == Abandon::Browse), how, at);
                 }
                 Moment::Leaving(kind)
             }
@@ -521,53 +521,42 @@ impl Engine {
         Ok(out)
     }
 
-    /// What a shopper leaving now leaves behind (see [`crate::intent::abandonment`]).
-    fn abandonment(&self, now: Millis) -> Option<Abandon> {
+    /// What a shopper leaving now leaves behind (see [`crate::intent::abandonment`]), and
+    /// for a browse, the category: the one viewed most recently this session among those
+    /// now in `decision`.
+    fn abandonment(&self, now: Millis) -> (Option<Abandon>, Option<&str>) {
         let p = &self.profile;
         let th = &self.settings.thresholds;
-        let browsed = p.popups.viewed.as_ref().is_some_and(|v| {
-            v.session == p.session.id
-                && p.categories.get(&v.category).is_some_and(|e| e.stage(now, th) == Stage::Decision)
-        });
-        abandonment(p.cart.lines.len(), p.cart.checkout > 0, browsed)
+        let browsed = p
+            .categories
+            .iter()
+            .filter(|(_, e)| e.views.last().is_some_and(|t| *t >= p.session.id) && e.stage(now, th) == Stage::Decision)
+            .max_by_key(|(_, e)| e.views.last().copied())
+            .map(|(c, _)| c.as_str());
+        (abandonment(p.cart.lines.len(), p.cart.checkout > 0, browsed.is_some()), browsed)
     }
 
     /// Queues `Cart Abandon Intent` or `Browse Abandon Intent`: at most once per session
     /// per kind (the session is recorded in the shared popup ledger, so other tabs of the
     /// same session do not queue it again).
-    fn abandon_intent(&mut self, input: &Input, kind: Abandon, how: &str, at: Millis) {
-        let session = self.profile.session.id;
-        let ledger = &mut self.profile.popups;
-        let slot = match kind {
-            Abandon::Cart => &mut ledger.cart_intent,
-            Abandon::Browse => &mut ledger.browse_intent,
-        };
-        if *slot == session {
+    fn abandon_intent(&mut self, input: &Input, kind: Abandon, category: Option<&str>, how: &str, at: Millis) {
+        if !self.profile.popups.intent_once(kind, self.profile.session.id, input.now) {
             return;
         }
-        *slot = session;
         let mut body = String::from("{");
         push_field(&mut body, "signal", how);
-        let name = match kind {
-            Abandon::Cart => {
-                push_key(&mut body, "cart_value");
-                crate::json::push_num(&mut body, self.profile.cart.value());
-                if let Some(c) = &self.profile.cart.currency {
-                    push_field(&mut body, "currency", c);
-                }
-                "Cart Abandon Intent"
+        if kind == Abandon::Cart {
+            push_key(&mut body, "cart_value");
+            crate::json::push_num(&mut body, self.profile.cart.value());
+            if let Some(c) = &self.profile.cart.currency {
+                push_field(&mut body, "currency", c);
             }
-            Abandon::Browse => {
-                if let Some(v) = &self.profile.popups.viewed {
-                    push_field(&mut body, "category", &v.category);
-                    if let Some(id) = &v.product_id {
-                        push_field(&mut body, "product_id", id);
-                    }
-                }
-                "Browse Abandon Intent"
-            }
-        };
+        }
+        if let Some(c) = category {
+            push_field(&mut body, "category", c);
+        }
         body.push('}');
+        let name = if kind == Abandon::Cart { "Cart Abandon Intent" } else { "Browse Abandon Intent" };
         self.emit(input, "track", Some(name), &body, at, 90);
     }
 
@@ -703,19 +692,13 @@ impl Engine {
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
-                if let Some(c) = &category {
-                    let product_id = get_str(props, "product_id").or_else(|| get_str(props, "sku"));
-                    let session = self.profile.session.id;
-                    let category = crate::json::clip(c, 64);
-                    self.profile.popups.viewed = Some(Viewed { product_id, category, session });
-                }
+
                 touched.extend(category.map(|c| (c, Signal::View)));
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::ADD, at, ahl);
                 if !wish {
-                    self.profile.popups.viewed = None;
                     if let Some(line) = Line::from_props(props) {
                         self.profile.cart.add(line, at);
                     }

@@ -182,7 +182,6 @@ impl Profile {
         self.categories.clear();
         self.affinities = <Affinities as Default>::default();
         self.cart = <Cart as Default>::default();
-        self.popups.viewed = None;
     }
 
     /// Records a forwarded input from `tab`; false when it was already applied.
