@@ -54,9 +54,9 @@ impl Error {
                 "some options could not be read and were ignored (an unreadable consent mode means opt-in)"
             }
             Error::Campaign(why) => why,
-            Error::BadSignal => "a page signal must be {signal, speed|seconds|percent|from} as documented",
-            Error::BadOutcome => "a popup outcome needs a campaign id and shown, dismissed or converted",
-            Error::BadEmail => "that email address does not look valid",
+            Error::BadSignal => "unreadable page signal",
+            Error::BadOutcome => "a popup outcome needs a campaign id and an action",
+            Error::BadEmail => "not a valid email address",
         }
     }
 }
