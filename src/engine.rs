@@ -626,12 +626,12 @@ impl Engine {
             }
             "dismissed" => {
                 ledger.entry(id, now).dismissed = now;
-                ledger.close(id);
+                ledger.close();
                 "Popup Dismissed"
             }
             _ => {
                 ledger.entry(id, now).converted = now;
-                ledger.close(id);
+                ledger.close();
                 "Popup Converted"
             }
         };
