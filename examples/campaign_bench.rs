@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo run --release --example campaign_bench`
 
-use nudge::decide::{decide, Moment};
+use nudge::decide::{decide, Choice, Moment};
 use nudge::engine::{Engine, Input, Kind, Settings};
 use nudge::message::PageInfo;
 use std::hint::black_box;
@@ -59,7 +59,7 @@ fn main() {
     e.apply(&input(
         Kind::Track,
         Some("Product Added"),
-        r#"{"product_id":"x","price":20,"category":"Cat-3"}"#,
+        r#"{"product_id":"x","price":20,"category":"Cables"}"#,
         T0 + 70 * MINUTE,
     ))
     .unwrap();
@@ -70,7 +70,11 @@ fn main() {
     let th = e.settings().thresholds.clone();
     let m = Moment::Leaving(None);
     let chosen = decide(e.campaigns(), &m, &e.profile, &e.profile.popups, now, &th);
-    assert!(chosen.is_some(), "the last campaign matches");
+    let last = match chosen {
+        Some(Choice::Show(c) | Choice::HeldOut(c)) => c.id.as_str(),
+        None => "",
+    };
+    assert_eq!(last, "campaign-49", "only the lowest-ranked campaign matches");
 
     let rounds = 200_000;
     let start = Instant::now();

@@ -35,16 +35,6 @@ pub enum Abandon {
     Browse,
 }
 
-impl Abandon {
-    /// `"cart"` or `"browse"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Abandon::Cart => "cart",
-            Abandon::Browse => "browse",
-        }
-    }
-}
-
 /// What makes a campaign a candidate (`trigger.on`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
@@ -245,8 +235,7 @@ pub fn read(v: &Value) -> Result<Campaign, Error> {
     let caps = object(v, "caps").and_then(|c| c.map_or(Some(Caps::default()), caps));
     let caps = caps.ok_or(bad("campaign skipped: bad caps"))?;
     let content = object(v, "content").flatten().and_then(content);
-    let content =
-        content.ok_or(bad("campaign skipped: content must be an object of plain values"))?;
+    let content = content.ok_or(bad("campaign skipped: content must be an object of plain values"))?;
     let offer = match object(v, "offer") {
         Some(None) => None,
         o => Some(o.flatten().and_then(offer).ok_or(bad("campaign skipped: offer must be an object"))?),
