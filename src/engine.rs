@@ -465,6 +465,8 @@ impl Engine {
                 }
                 self.restart(&input.seed);
                 self.profile.consent = old.consent;
+                // Erasure takes the popup ledger too (a reset keeps it: same device).
+                self.profile.popups = Default::default();
                 Ok(Outputs { wipe_storage: true, ..Outputs::default() })
             }
             Kind::Signal => {

@@ -579,3 +579,18 @@ fn dismissing_in_one_tab_stops_the_others() {
     assert_eq!(b.exit(T0 + 6 * SECOND), None);
     assert_eq!(follow.pending(), 0);
 }
+
+#[test]
+fn a_reset_keeps_what_the_shopper_dismissed_and_forget_erases_it() {
+    let mut s = Shop::with(&format!("[{}]", exit_campaign("a", r#","caps":{"perSession":9,"dismissDays":7}"#)));
+    s.page("https://shop.example/", T0);
+    s.exit_and("dismissed", T0 + SECOND);
+    let i = s.input(Kind::Reset, None, None, T0 + MINUTE);
+    s.engine.apply(&i).unwrap();
+    s.page("https://shop.example/", T0 + 2 * MINUTE);
+    assert_eq!(s.exit(T0 + 3 * MINUTE), None, "a new anonymous id on the same device");
+    let i = s.input(Kind::Forget, None, None, T0 + 4 * MINUTE);
+    s.engine.apply(&i).unwrap();
+    s.page("https://shop.example/", T0 + 5 * MINUTE);
+    assert_eq!(s.exit(T0 + 6 * MINUTE).as_deref(), Some("a"), "erased");
+}
