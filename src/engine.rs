@@ -11,15 +11,18 @@
 //! ```
 
 use crate::affinity;
+use crate::campaign::{id_ok, merge, read_all, Abandon, Campaign};
 use crate::cart::Line;
 use crate::codec::{field, optional, Json, MAX_STATE_DEPTH};
 use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
+use crate::decide::{decide, Choice, Moment};
 use crate::error::Error;
 use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
 use crate::identity::uuid;
-use crate::json::{get_num, get_objects, get_str, push_field, push_str};
+use crate::intent::{abandonment, PageSignal};
+use crate::json::{get_num, get_objects, get_str, push_field, push_key, push_str};
 use crate::json::{Object, Value};
 use crate::message::{render_context, write, PageInfo, Parts};
 use crate::outbox::Outbox;
@@ -41,6 +44,12 @@ pub enum Kind {
     Reset,
     /// `forget()`
     Forget,
+    /// A page signal (JSON in `props`, see [`crate::intent`]): leaving, time on page,
+    /// scroll depth.
+    Signal,
+    /// A popup outcome: `name` is the campaign id, `props` `{"action": "shown" |
+    /// "dismissed" | "converted", "email"?, "trigger"?}`.
+    Popup,
 }
 crate::json_enum!(Kind {
     Page: "page",
@@ -48,7 +57,9 @@ crate::json_enum!(Kind {
     Identify: "identify",
     Consent: "consent",
     Reset: "reset",
-    Forget: "forget"
+    Forget: "forget",
+    Signal: "signal",
+    Popup: "popup"
 });
 
 /// One public call with everything needed to replay it anywhere: the tab that made it
@@ -130,6 +141,14 @@ pub struct Outputs {
     pub stage_changes: Vec<StageChange>,
     /// Everything stored must be deleted (consent withdrawn, or `forget()`).
     pub wipe_storage: bool,
+    /// A popup to show now, as JSON text for the page's popup:
+    /// `{"id","trigger","content":{...},"offer":{...}|null}` (see [`popup_json`]).
+    pub popup: Option<String>,
+    /// Problems that did not stop the call (campaigns skipped), for `on('error')`.
+    pub problems: Vec<Error>,
+    /// The call changed nothing worth storing or telling other tabs (a page signal that
+    /// was neither leaving nor a trigger, say).
+    pub quiet: bool,
 }
 
 /// Settings fixed at `init`: the site's thresholds, consent policy and the browser facts
@@ -146,6 +165,9 @@ pub struct Settings {
     pub locale: String,
     /// The thresholds `init` gave, which win over the server's site config.
     pub init_thresholds: ThresholdOverrides,
+    /// Campaigns given to `init` (ranked); they win over the site config's of the same id.
+    /// The engine takes them over when it is made.
+    pub campaigns: Vec<Campaign>,
 }
 
 struct CallOptions {
@@ -180,6 +202,11 @@ impl Settings {
             _ => return (s, Some(Error::BadOptions)),
         };
         let mut bad = false;
+        let (mut campaigns, mut problems) = read_all(field(&v, "campaigns"));
+        for c in campaigns.iter_mut() {
+            c.init = true;
+        }
+        s.campaigns = campaigns;
         match field(&v, "thresholds") {
             Value::Null => {}
             t @ Value::Obj(_) => {
@@ -202,7 +229,10 @@ impl Settings {
                 }
             },
         }
-        (s, bad.then_some(Error::BadOptions))
+        if bad {
+            problems.insert(0, Error::BadOptions);
+        }
+        (s, problems.first().copied())
     }
 }
 
@@ -214,12 +244,28 @@ pub struct Engine {
     pub outbox: Outbox,
     settings: Settings,
     context: Option<(PageInfo, Millis, String)>,
+    /// Campaigns in force, ranked: `init`'s, then the site config's.
+    campaigns: Vec<Campaign>,
+    /// The page (URL without fragment) that last showed a product or the cart: going back
+    /// from it is leaving.
+    shop_page: String,
+    /// Messages made so far (to tell whether a call made any).
+    made: u64,
 }
 
 impl Engine {
     /// A fresh engine; `seed` makes the anonymous id.
-    pub fn new(settings: Settings, seed: &str) -> Engine {
-        Engine { profile: Profile::new(uuid(seed, 0)), outbox: Outbox::default(), settings, context: None }
+    pub fn new(mut settings: Settings, seed: &str) -> Engine {
+        let campaigns = std::mem::take(&mut settings.campaigns);
+        Engine {
+            profile: Profile::new(uuid(seed, 0)),
+            outbox: Outbox::default(),
+            settings,
+            context: None,
+            campaigns,
+            shop_page: String::new(),
+            made: 0,
+        }
     }
 
     /// Replaces the profile with a stored one; says whether it was migrated or replaced.
@@ -245,8 +291,10 @@ impl Engine {
         Ok(out)
     }
 
-    /// Applies the site config the server serves (`GET /v1/config`: `{"thresholds": {...}}`):
-    /// its thresholds replace the defaults, and those given to `init` still win. Stages that
+    /// Applies the site config the server serves (`GET /v1/config`:
+    /// `{"thresholds": {...}, "campaigns": [...]}`): its thresholds replace the defaults, and
+    /// those given to `init` still win; its campaigns join `init`'s (which win on the same
+    /// id). A campaign that cannot be read is skipped and reported in `problems`. Stages that
     /// change with the new thresholds are returned for `on('stage')`, not queued as events.
     pub fn apply_site_config(&mut self, text: &str, now: Millis) -> Result<Outputs, Error> {
         let v = crate::json_value::parse(text, MAX_STATE_DEPTH).map_err(|_| Error::BadJson)?;
@@ -255,7 +303,22 @@ impl Engine {
         th.apply(&server);
         th.apply(&self.settings.init_thresholds);
         self.settings.thresholds = th;
-        Ok(Outputs { stage_changes: self.settle_stages(now), wipe_storage: false })
+        let (site, mut problems) = read_all(field(&v, "campaigns"));
+        self.campaigns.retain(|c| c.init);
+        for c in site {
+            // A site campaign with the id of one given to `init` gives way to it.
+            if let Some(e) = merge(&mut self.campaigns, c) {
+                if self.campaigns.len() >= crate::campaign::MAX_CAMPAIGNS {
+                    problems.push(e);
+                }
+            }
+        }
+        Ok(Outputs { stage_changes: self.settle_stages(now), problems, ..Outputs::default() })
+    }
+
+    /// The campaigns in force, ranked.
+    pub fn campaigns(&self) -> &[Campaign] {
+        &self.campaigns
     }
 
     /// Each category's stage as of `now` against the one last reported: the changes.
@@ -321,8 +384,16 @@ impl Engine {
                 let props = parse_props(input.props.as_deref())?;
                 let mut out = self.touch(input);
                 self.fold_commerce(name, &props, at, &mut out);
+                if matches!(name, "Product Viewed" | "Cart Viewed" | "Checkout Started") {
+                    self.shop_page = page_key(&input.page.url).to_string();
+                }
                 self.emit(input, "track", Some(name), &compact(input.props.as_deref(), &props), at, 0);
                 self.report_stages(input, at, &mut out);
+                let changes = std::mem::take(&mut out.stage_changes);
+                for ch in &changes {
+                    self.offer_popup(input, Moment::StageEntered(&ch.category, ch.to), at, &mut out);
+                }
+                out.stage_changes = changes;
                 Ok(out)
             }
             Kind::Page => {
@@ -342,8 +413,9 @@ impl Engine {
                         props.push((k.into(), Value::Str(v.into())));
                     }
                 }
-                let out = self.touch(input);
+                let mut out = self.touch(input);
                 self.emit(input, "page", (!name.is_empty()).then_some(name), &to_text(&props), at, 0);
+                self.offer_popup(input, Moment::Page(input.page.path()), at, &mut out);
                 Ok(out)
             }
             Kind::Identify => {
@@ -363,18 +435,9 @@ impl Engine {
             }
             Kind::Consent => {
                 let choices = Choices::parse(input.props.as_deref().unwrap_or(""))?;
-                let was = self.consent();
-                let before = was.analytics;
-                self.profile.consent.merge(choices);
+                let before = self.consent().analytics;
+                self.choose(input, choices, at, 0);
                 let mut out = Outputs::default();
-                let now_in_force = self.consent();
-                if now_in_force.analytics && now_in_force != was {
-                    // Tells the server (and, through it, email, SMS and ads) what the shopper
-                    // now allows: its profile takes consent from the latest message.
-                    let mut body = String::new();
-                    consent_json(&mut body, now_in_force);
-                    self.emit(input, "track", Some("Consent Preference Updated"), &body, at, 0);
-                }
                 if choices.analytics == Some(false) {
                     // Withdrawn: drop what was held or stored.
                     self.outbox.clear();
@@ -402,15 +465,206 @@ impl Engine {
                 }
                 self.restart(&input.seed);
                 self.profile.consent = old.consent;
-                Ok(Outputs { stage_changes: Vec::new(), wipe_storage: true })
+                // Erasure takes the popup ledger too (a reset keeps it: same device).
+                self.profile.popups = Default::default();
+                Ok(Outputs { wipe_storage: true, ..Outputs::default() })
+            }
+            Kind::Signal => {
+                let made = self.made;
+                let mut out = self.on_signal(input, at)?;
+                out.quiet = out.popup.is_none() && self.made == made;
+                Ok(out)
+            }
+            Kind::Popup => self.on_outcome(input, name, at),
+        }
+    }
+
+    /// Merges consent choices; when consent in force changed, tells the server (and,
+    /// through it, email, SMS and ads) what the shopper now allows: its profile takes
+    /// consent from the latest message.
+    fn choose(&mut self, input: &Input, choices: Choices, at: Millis, n: u16) {
+        let was = self.consent();
+        self.profile.consent.merge(choices);
+        let now_in_force = self.consent();
+        if now_in_force.analytics && now_in_force != was {
+            let mut body = String::new();
+            consent_json(&mut body, now_in_force);
+            self.emit(input, "track", Some("Consent Preference Updated"), &body, at, n);
+        }
+    }
+
+    /// A page signal: when it says the shopper is leaving, queues the abandon intent (once
+    /// per session per kind) and looks for an exit or abandon popup; time on page and
+    /// scroll depth look for their popups.
+    fn on_signal(&mut self, input: &Input, at: Millis) -> Result<Outputs, Error> {
+        let signal = PageSignal::parse(input.props.as_deref().unwrap_or(""))?;
+        let mut out = Outputs::default();
+        let moment = match &signal {
+            PageSignal::TimeOnPage(s) => Moment::TimeOnPage(*s),
+            PageSignal::ScrollDepth(p) => Moment::ScrollDepth(*p),
+            other => {
+                let from = match other {
+                    PageSignal::Back(Some(url)) => page_key(url),
+                    _ => page_key(&input.page.url),
+                };
+                let shop = !self.shop_page.is_empty() && from == self.shop_page;
+                let Some(how) = other.leaving(&self.settings.thresholds, shop) else {
+                    return Ok(out);
+                };
+                let (kind, category) = self.abandonment(input.now);
+                let category = category.map(str::to_string);
+                if let Some(k) = kind {
+                    self.abandon_intent(input, k, category.as_deref().filter(|_| k == Abandon::Browse), how, at);
+                }
+                Moment::Leaving(kind)
+            }
+        };
+        self.offer_popup(input, moment, at, &mut out);
+        Ok(out)
+    }
+
+    /// What a shopper leaving now leaves behind (see [`crate::intent::abandonment`]), and
+    /// for a browse, the category: the one viewed most recently this session among those
+    /// now in `decision`.
+    fn abandonment(&self, now: Millis) -> (Option<Abandon>, Option<&str>) {
+        let p = &self.profile;
+        let th = &self.settings.thresholds;
+        let browsed = p
+            .categories
+            .iter()
+            .filter(|(_, e)| e.views.last().is_some_and(|t| *t >= p.session.id) && e.stage(now, th) == Stage::Decision)
+            .max_by_key(|(_, e)| e.views.last().copied())
+            .map(|(c, _)| c.as_str());
+        (abandonment(p.cart.lines.len(), p.cart.checkout > 0, browsed.is_some()), browsed)
+    }
+
+    /// Queues `Cart Abandon Intent` or `Browse Abandon Intent`: at most once per session
+    /// per kind (the session is recorded in the shared popup ledger, so other tabs of the
+    /// same session do not queue it again).
+    fn abandon_intent(&mut self, input: &Input, kind: Abandon, category: Option<&str>, how: &str, at: Millis) {
+        if !self.profile.popups.intent_once(kind, self.profile.session.id, input.now) {
+            return;
+        }
+        let mut body = String::from("{");
+        push_field(&mut body, "signal", how);
+        if kind == Abandon::Cart {
+            push_key(&mut body, "cart_value");
+            crate::json::push_num(&mut body, self.profile.cart.value());
+            if let Some(c) = &self.profile.cart.currency {
+                push_field(&mut body, "currency", c);
             }
         }
+        if let Some(c) = category {
+            push_field(&mut body, "category", c);
+        }
+        body.push('}');
+        let name = if kind == Abandon::Cart { "Cart Abandon Intent" } else { "Browse Abandon Intent" };
+        self.emit(input, "track", Some(name), &body, at, 90);
+    }
+
+    /// Looks for a popup at moment `m` (unless one is already chosen or open, or the
+    /// shopper has not allowed personalization). A held-out shopper gets `Popup Held Out`
+    /// queued instead, counted against the campaign's caps like a show, so it is recorded
+    /// once per caps period rather than on every trigger.
+    fn offer_popup(&mut self, input: &Input, m: Moment, at: Millis, out: &mut Outputs) {
+        let now = input.now;
+        if out.popup.is_some()
+            || self.campaigns.is_empty()
+            || !self.consent().personalization
+            || self.profile.popups.busy(now)
+        {
+            return;
+        }
+        let (id, trigger, popup) =
+            match decide(&self.campaigns, &m, &self.profile, &self.profile.popups, now, &self.settings.thresholds) {
+                None => return,
+                Some(Choice::Show(c)) => (c.id.clone(), c.trigger.name(), Some(popup_json(c))),
+                Some(Choice::HeldOut(c)) => (c.id.clone(), c.trigger.name(), None),
+            };
+        if popup.is_some() {
+            self.profile.popups.open(&id, now);
+            out.popup = popup;
+        } else {
+            let session = self.profile.session.id;
+            self.profile.popups.entry(&id, now).shown(now, session);
+            self.popup_event(input, "Popup Held Out", &id, Some(trigger), at, 91);
+        }
+    }
+
+    fn popup_event(&mut self, input: &Input, event: &str, id: &str, trigger: Option<&str>, at: Millis, n: u16) {
+        let mut body = String::from("{");
+        push_field(&mut body, "campaign_id", id);
+        if let Some(t) = trigger {
+            push_field(&mut body, "trigger", t);
+        }
+        body.push('}');
+        self.emit(input, "track", Some(event), &body, at, n);
+    }
+
+    /// A popup outcome from the page: `shown` counts against the caps and keeps the popup
+    /// marked open; `dismissed` and `converted` close it and start their pauses. A
+    /// conversion with an email identifies the shopper with `{email}` and records
+    /// `marketing` consent. Each queues its `Popup ...` event.
+    fn on_outcome(&mut self, input: &Input, id: &str, at: Millis) -> Result<Outputs, Error> {
+        let v = parse_props(input.props.as_deref())?;
+        let action = get_str(&v, "action").unwrap_or_default();
+        let email = get_str(&v, "email").filter(|_| action == "converted");
+        if !id_ok(id) || !matches!(action.as_str(), "shown" | "dismissed" | "converted") {
+            return Err(Error::BadOutcome);
+        }
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(Error::BadEmail);
+        }
+        // Unknown when this tab does not have the site config yet: the event goes without.
+        let trigger = self.campaigns.iter().find(|c| c.id == id).map(|c| c.trigger.name());
+        let now = input.now;
+        let session = self.profile.session.id;
+        let ledger = &mut self.profile.popups;
+        let event = match action.as_str() {
+            "shown" => {
+                ledger.entry(id, now).shown(now, session);
+                ledger.open(id, now);
+                "Popup Shown"
+            }
+            "dismissed" => {
+                ledger.entry(id, now).dismissed = now;
+                ledger.close();
+                "Popup Dismissed"
+            }
+            _ => {
+                ledger.entry(id, now).converted = now;
+                ledger.close();
+                "Popup Converted"
+            }
+        };
+        if let Some(email) = email {
+            let traits: Object = vec![("email".into(), Value::Str(email))];
+            self.merge_traits(&traits);
+            self.emit(input, "identify", None, &to_text(&traits), at, 92);
+            // Recorded as the shopper's own choice even where the site's default already
+            // allowed it, so the server holds the explicit consent the email rests on.
+            if self.profile.consent.marketing != Some(true) {
+                self.profile.consent.marketing = Some(true);
+                let mut body = String::new();
+                consent_json(&mut body, self.consent());
+                self.emit(input, "track", Some("Consent Preference Updated"), &body, at, 93);
+            }
+        }
+        self.popup_event(input, event, id, trigger, at, 94);
+        Ok(Outputs::default())
+    }
+
+    /// The popup JSON for a campaign, as `present` receives it.
+    pub fn popup_for(&self, id: &str) -> Option<String> {
+        self.campaigns.iter().find(|c| c.id == id).map(popup_json)
     }
 
     /// A new anonymous shopper: new id, no user, no journey. Consent and the tab ledger stay.
     fn restart(&mut self, seed: &str) {
         let mut fresh = Profile::new(uuid(seed, 0x7e57));
         fresh.consent = self.profile.consent;
+        // What the shopper dismissed or bought on this device still counts.
+        fresh.popups.seen = std::mem::take(&mut self.profile.popups.seen);
         fresh.acks = std::mem::take(&mut self.profile.acks);
         self.profile = fresh;
         self.context = None;
@@ -440,6 +694,7 @@ impl Engine {
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
+
                 touched.extend(category.map(|c| (c, Signal::View)));
             }
             "Product Added" | "Product Added to Wishlist" => {
@@ -543,6 +798,7 @@ impl Engine {
     /// Queues a message unless analytics consent was refused. Without a choice yet (opt-in
     /// sites) it is held in memory: the shell neither stores nor sends before consent.
     fn emit(&mut self, input: &Input, kind: &str, name: Option<&str>, body: &str, at: Millis, n: u16) {
+        self.made += 1;
         if self.profile.consent.analytics == Some(false) {
             return;
         }
@@ -570,6 +826,47 @@ impl Engine {
         });
         self.outbox.push(message);
     }
+}
+
+/// The popup JSON for `c`: `{"id","trigger","content":{...},"offer":{...}|null}`; content
+/// and offer are the campaign's own JSON, for the popup to render as text.
+pub fn popup_json(c: &Campaign) -> String {
+    let mut s = String::with_capacity(64 + c.content.len());
+    s.push('{');
+    push_field(&mut s, "id", &c.id);
+    push_field(&mut s, "trigger", c.trigger.name());
+    push_key(&mut s, "content");
+    s.push_str(&c.content);
+    push_key(&mut s, "offer");
+    s.push_str(c.offer.as_deref().unwrap_or("null"));
+    s.push('}');
+    s
+}
+
+/// A plausible email address: one `@` between a local part of 1 to 64 bytes and a domain
+/// of dot-separated labels (two or more, none empty), no spaces, controls or characters
+/// that need quoting, at most 254 bytes. The server checks again before it sends anything.
+///
+/// ```
+/// use nudge::engine::valid_email;
+/// assert!(valid_email("ann.lee+tv@mail.example.com"));
+/// for bad in ["ann", "ann@", "@x.com", "ann@x", "ann@x..com", "ann@.x.com", "a b@x.com", "a@b@x.com", "<a>@x.com"] {
+///     assert!(!valid_email(bad), "{bad}");
+/// }
+/// ```
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    let plain = |b: u8| b > b' ' && b != 0x7f && !b"@<>()[]\\,;:\"".contains(&b);
+    e.len() <= 254
+        && (1..=64).contains(&local.len())
+        && local.bytes().chain(domain.bytes()).all(plain)
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// What identifies a page: the URL without its fragment.
+fn page_key(url: &str) -> &str {
+    url.split('#').next().unwrap_or("")
 }
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.

@@ -27,6 +27,14 @@ pub enum Error {
     BadConsent,
     /// Options given to `init` that cannot be read.
     BadOptions,
+    /// A campaign that was skipped, and why.
+    Campaign(&'static str),
+    /// A page signal that cannot be read.
+    BadSignal,
+    /// A popup outcome that cannot be read.
+    BadOutcome,
+    /// An email address that does not look like one.
+    BadEmail,
 }
 
 impl Error {
@@ -45,6 +53,10 @@ impl Error {
             Error::BadOptions => {
                 "some options could not be read and were ignored (an unreadable consent mode means opt-in)"
             }
+            Error::Campaign(why) => why,
+            Error::BadSignal => "unreadable page signal",
+            Error::BadOutcome => "a popup outcome needs a campaign id and an action",
+            Error::BadEmail => "not a valid email address",
         }
     }
 }

@@ -8,17 +8,21 @@
 
 pub mod absorb;
 pub mod affinity;
+pub mod campaign;
+pub mod caps;
 pub mod cart;
 pub mod codec;
 pub mod config;
 pub mod consent;
 pub mod decay;
+pub mod decide;
 pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod funnel;
 pub mod identity;
+pub mod intent;
 pub mod json;
 pub mod json_value;
 pub mod keyed;

@@ -3,6 +3,7 @@
 //! versioned (older layouts migrate, unreadable ones are replaced) and bounded in size.
 
 use crate::affinity::Affinities;
+use crate::caps::Ledger;
 use crate::cart::Cart;
 use crate::codec::{Json, MAX_STATE_DEPTH};
 use crate::config::Thresholds;
@@ -59,6 +60,9 @@ pub struct Profile {
     pub cart: Cart,
     /// Tab-sync ledger: tab id to last applied input.
     pub acks: Keyed<Ack>,
+    /// Popup ledger: shows, dismissals and conversions per campaign, the open popup, the
+    /// leaving intents reported this session. Kept here so that every tab honours them.
+    pub popups: Ledger,
 }
 crate::json_struct!(Profile {
     v: "v",
@@ -71,7 +75,8 @@ crate::json_struct!(Profile {
     categories: "categories",
     affinities: "affinities",
     cart: "cart",
-    acks: "acks"
+    acks: "acks",
+    popups: "popups"
 });
 
 /// What happened when stored text was read.
@@ -100,6 +105,7 @@ impl Profile {
             affinities: <Affinities as Default>::default(),
             cart: <Cart as Default>::default(),
             acks: Keyed::new(),
+            popups: Ledger::default(),
         }
     }
 

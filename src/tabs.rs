@@ -85,13 +85,17 @@ impl TabSync {
     }
 
     /// A call made in this tab: applied here at once; for a follower also returned as a
-    /// message to forward to the leader.
+    /// message to forward to the leader (unless it changed nothing: [`Outputs::quiet`]).
     pub fn local(&mut self, engine: &mut Engine, input: Input) -> Result<(Outputs, Option<String>), Error> {
         if self.role != Role::Follower {
             return Ok((engine.apply(&input)?, None));
         }
         let base = self.pending.is_empty().then(|| engine.profile.encode());
         let out = engine.apply(&input)?;
+        if out.quiet {
+            // Nothing the leader needs to know (a page signal that changed nothing).
+            return Ok((out, None));
+        }
         if base.is_some() {
             self.base = base;
         }

@@ -1,5 +1,6 @@
 //! Properties of the core over arbitrary calls: whatever a page (or a broken page) passes
-//! in, the core never panics; a refused call changes nothing; the stored profile stays
+//! in, page signals and popup outcomes included, and whatever campaigns a site configures,
+//! the core never panics; a refused call changes nothing; the stored profile stays
 //! bounded and reads back as exactly the profile that was written; stages do not depend on
 //! the order in which the same evidence arrives; and reading arbitrary stored text never
 //! panics either.
@@ -267,8 +268,111 @@ fn kind() -> BoxedStrategy<Kind> {
         3 => Just(Kind::Consent),
         1 => Just(Kind::Reset),
         1 => Just(Kind::Forget),
+        6 => Just(Kind::Signal),
+        3 => Just(Kind::Popup),
     ]
     .boxed()
+}
+
+/// A page signal as the shell reports it (see `nudge::intent`), sometimes malformed.
+fn signal() -> BoxedStrategy<String> {
+    let name = proptest::sample::select(vec![
+        "pointer-exit",
+        "scroll-up",
+        "back",
+        "hidden",
+        "idle",
+        "time-on-page",
+        "scroll-depth",
+        "wave",
+    ]);
+    let key = proptest::sample::select(vec!["speed", "seconds", "percent", "from"]);
+    let from = prop_oneof![Just("\"https://shop.example/p\"".to_string()), text().prop_map(|t| quoted(&t))];
+    (name, key, prop_oneof![3 => number(), 1 => from], proptest::option::of(text()))
+        .prop_map(|(n, k, v, junk)| match junk {
+            Some(j) if j.len() % 5 == 0 => j,
+            _ => format!(r#"{{"signal":"{n}","{k}":{v}}}"#),
+        })
+        .boxed()
+}
+
+/// A popup outcome's properties, as the shell builds them.
+fn outcome() -> BoxedStrategy<String> {
+    let action = proptest::sample::select(vec!["shown", "dismissed", "converted", "clicked"]);
+    let email = proptest::option::of(prop_oneof![
+        3 => Just("ann@example.com".to_string()),
+        1 => text(),
+    ]);
+    (action, email)
+        .prop_map(|(a, e)| match e {
+            Some(e) => format!(r#"{{"action":"{a}","email":{}}}"#, quoted(&e)),
+            None => format!(r#"{{"action":"{a}"}}"#),
+        })
+        .boxed()
+}
+
+/// A campaign as a site might write it: mostly well formed, with any part odd at times.
+fn campaign() -> BoxedStrategy<String> {
+    let id = prop_oneof![6 => "c[0-4]", 1 => text()].prop_map(|t| quoted(&t));
+    let trigger = prop_oneof![
+        Just(r#"{"on":"exit-intent"}"#.to_string()),
+        proptest::sample::select(vec!["cart", "browse", "both"])
+            .prop_map(|k| format!(r#"{{"on":"abandon-intent","kind":"{k}"}}"#)),
+        Just(r#"{"on":"abandon-intent"}"#.to_string()),
+        (proptest::sample::select(vec!["awareness", "decision", "loyalty", "bored"]), category())
+            .prop_map(|(st, c)| format!(r#"{{"on":"stage-entered","stage":"{st}","category":{}}}"#, quoted(&c))),
+        "[a-z/]{0,6}".prop_map(|p| format!(r#"{{"on":"page","path":"/{p}"}}"#)),
+        number().prop_map(|n| format!(r#"{{"on":"time-on-page","seconds":{n}}}"#)),
+        number().prop_map(|n| format!(r#"{{"on":"scroll-depth","percent":{n}}}"#)),
+        text().prop_map(|t| quoted(&t)),
+    ];
+    let audience = (
+        proptest::option::of((category(), proptest::sample::select(vec!["decision", "awareness", "purchase", "x"]))),
+        proptest::option::of((number(), number())),
+        proptest::option::of(proptest::sample::select(vec!["\"new\"", "\"returning\"", "true", "1"])),
+        proptest::option::of(proptest::sample::select(vec!["true", "false", "\"yes\""])),
+    )
+        .prop_map(|(stage, cart, visitor, identified)| {
+            let mut parts = Vec::new();
+            if let Some((c, st)) = stage {
+                parts.push(format!(r#""stage":{{"category":{},"in":["{st}"]}}"#, quoted(&c)));
+            }
+            if let Some((lo, hi)) = cart {
+                parts.push(format!(r#""cartValue":{{"min":{lo},"max":{hi}}}"#));
+            }
+            if let Some(v) = visitor {
+                parts.push(format!(r#""visitor":{v}"#));
+            }
+            if let Some(i) = identified {
+                parts.push(format!(r#""identified":{i}"#));
+            }
+            format!("{{{}}}", parts.join(","))
+        });
+    let caps = vec(
+        (proptest::sample::select(vec!["perSession", "perDay", "ever", "dismissDays", "convertDays"]), number()),
+        0..4,
+    )
+    .prop_map(|c| format!("{{{}}}", c.iter().map(|(k, v)| format!(r#""{k}":{v}"#)).collect::<Vec<_>>().join(",")));
+    let content =
+        (text(), text(), proptest::option::of(prop_oneof![Just("https://cdn.example/a.png".to_string()), text()]))
+            .prop_map(|(t, x, img)| {
+                let img = img.map_or(String::new(), |i| format!(r#","image":{}"#, quoted(&i)));
+                format!(r#"{{"title":{},"text":{},"emailField":true{img}}}"#, quoted(&t), quoted(&x))
+            });
+    let offer = proptest::option::of(prop_oneof![
+        number().prop_map(|p| format!(r#"{{"code":"SAVE10","percent":{p},"expiresDays":7}}"#)),
+        number().prop_map(|a| format!(r#"{{"unique":true,"amount":{a},"currency":"EUR"}}"#)),
+        text().prop_map(|t| quoted(&t)),
+    ]);
+    ((id, number(), number(), trigger), (audience, caps, content, offer), proptest::option::of(text()))
+        .prop_map(|((id, priority, holdout, trigger), (audience, caps, content, offer), junk)| match junk {
+            Some(j) if j.len() % 7 == 0 => j,
+            _ => format!(
+                r#"{{"id":{id},"priority":{priority},"holdout":{holdout},"trigger":{trigger},"audience":{audience},"caps":{caps},"content":{content}{}}}"#,
+                offer.map_or(String::new(), |o| format!(r#","offer":{o}"#))
+            ),
+        })
+        .boxed()
 }
 
 /// One call, mostly shaped as its kind expects (an e-commerce event with e-commerce
@@ -276,21 +380,23 @@ fn kind() -> BoxedStrategy<Kind> {
 /// set when the sequence is played (see [`play`]).
 fn input() -> BoxedStrategy<Input> {
     let names = (event(), "user-[1-3]", junk_name(), 0u8..8);
-    let bodies = (commerce(), choices(), traits(), junk_props(), 0u8..8);
-    (kind(), names, bodies, options(), seed(), page())
+    let bodies = (commerce(), choices(), traits(), junk_props(), 0u8..8, signal(), outcome());
+    (kind(), names, bodies, options(), seed(), page(), "c[0-4]")
         .prop_map(
             |(
                 kind,
                 (event, user, junk_name, name_roll),
-                (commerce, choices, traits, junk, props_roll),
+                (commerce, choices, traits, junk, props_roll, signal, outcome),
                 options,
                 seed,
                 page,
+                campaign_id,
             )| {
                 let name = match (name_roll, kind) {
                     (0, _) => junk_name,
                     (_, Kind::Track) => Some(event),
                     (_, Kind::Identify) => Some(user),
+                    (_, Kind::Popup) => Some(campaign_id),
                     (1..=3, Kind::Page) => Some("Category".to_string()),
                     _ => None,
                 };
@@ -299,6 +405,8 @@ fn input() -> BoxedStrategy<Input> {
                     (_, Kind::Track) => Some(commerce),
                     (_, Kind::Identify) => Some(traits),
                     (_, Kind::Consent) => Some(choices),
+                    (_, Kind::Signal) => Some(signal),
+                    (_, Kind::Popup) => Some(outcome),
                     (1..=2, Kind::Page) => Some(commerce),
                     _ => None,
                 };
@@ -364,14 +472,14 @@ fn settings() -> BoxedStrategy<Settings> {
         proptest::sample::select(vec!["", ",\"consent\":{\"mode\":\"opt-in\"}", ",\"consent\":{\"mode\":\"opt-out\"}"]),
         any::<bool>(),
         "\\PC{0,20}",
+        vec(campaign(), 0..3),
     )
-        .prop_map(|(th, consent, gpc, agent)| {
+        .prop_map(|(th, consent, gpc, agent, campaigns)| {
             let th: Vec<String> = th.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-            let text = format!("{{\"thresholds\":{{{}}}{consent}}}", th.join(","));
-            Settings::from_options(&text, gpc, &agent, "en").unwrap_or_else(|_| Settings {
-                policy: nudge::consent::Policy { mode: nudge::consent::Mode::OptOut, gpc },
-                ..Settings::default()
-            })
+            let text =
+                format!("{{\"thresholds\":{{{}}}{consent},\"campaigns\":[{}]}}", th.join(","), campaigns.join(","));
+            // Lenient, as the shell reads it: bad campaigns are skipped, the rest apply.
+            Settings::from_options_lenient(&text, gpc, &agent, "en").0
         })
         .boxed()
 }
@@ -392,6 +500,12 @@ fn apply_and_check(e: &mut Engine, step: &Step) -> Result<(), TestCaseError> {
         None => e.apply(&step.input),
         Some((tab, seq)) => e.apply_forwarded(tab, *seq, &step.input),
     };
+    if let Ok(out) = &result {
+        if let Some(p) = &out.popup {
+            prop_assert!(miniserde::json::from_str::<Value>(p).is_ok(), "the popup is not JSON: {}", p);
+            prop_assert!(e.consent().personalization, "a popup without personalization consent");
+        }
+    }
     if let Err(err) = result {
         prop_assert!(!err.message().is_empty());
         let after = snapshot(e);
@@ -489,6 +603,28 @@ proptest! {
         steps in vec(step(), 1..60),
     ) {
         let mut e = Engine::new(settings, &engine_seed);
+        for s in &play(&steps) {
+            apply_and_check(&mut e, s)?;
+        }
+    }
+
+    #[test]
+    fn any_campaigns_in_the_site_config_and_any_signals_never_panic(
+        campaigns in vec(campaign(), 0..12),
+        junk in proptest::option::of(text()),
+        steps in vec(step(), 1..40),
+    ) {
+        let mut e = Engine::new(Settings::default(), "0123456789abcdef0123456789abcdef");
+        let config = match junk {
+            Some(j) => format!(r#"{{"campaigns":{j}}}"#),
+            None => format!(r#"{{"campaigns":[{}]}}"#, campaigns.join(",")),
+        };
+        if let Ok(out) = e.apply_site_config(&config, T0) {
+            prop_assert!(e.campaigns().len() <= campaigns.len());
+            prop_assert!(out.problems.iter().all(|p| !p.message().is_empty()));
+        }
+        let ranked: Vec<(f64, String)> = e.campaigns().iter().map(|c| (-c.priority, c.id.clone())).collect();
+        prop_assert!(ranked.windows(2).all(|w| w[0] < w[1]), "campaigns are ranked: {:?}", ranked);
         for s in &play(&steps) {
             apply_and_check(&mut e, s)?;
         }

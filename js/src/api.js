@@ -32,6 +32,9 @@ const ops = {
   navigated: (c) => c.call(6),
   started: (c) => c.call(7),
   reject: (c, method, message) => c.call(8, method, message),
+  // Popups (issue 5): a page signal as JSON text; a popup outcome (id, {action, email?} JSON).
+  signal: (c, json) => c.call(9, undefined, json),
+  popup: (c, id, outcome) => c.call(10, id, outcome),
   delivered: (c, seq, status, retryAfter, text) => c.delivered(seq, status, retryAfter, text),
 };
 
@@ -142,6 +145,17 @@ export function createApi(load, defaultWasmUrl) {
     }
   }
 
+  // The core's popup: called with the campaign's popup JSON text when one should show.
+  // Handed to `api._present(campaign)` when set (js/src/popup.js sets it); a failure there
+  // is the popup's own and never reaches the page.
+  function present(json) {
+    try {
+      if (typeof api._present === 'function') api._present(JSON.parse(json));
+    } catch (e) {
+      log('the popup failed to present', e);
+    }
+  }
+
   // Wraps a public method: bad input becomes a rejected call, anything else turns the SDK
   // off; the page never sees an exception.
   function guard(method, body, fallback) {
@@ -213,7 +227,7 @@ export function createApi(load, defaultWasmUrl) {
       bad = e.message;
       text = JSON.stringify({ writeKey: String(options.writeKey || ''), debug });
     }
-    core = new Nudge(text, send);
+    core = new Nudge(text, send, present);
     state = 'ready';
     // Hidden, closing, or back online: store and send now (flush ignores any backoff).
     const flushNow = () => run('flush', []);
@@ -310,6 +324,13 @@ export function createApi(load, defaultWasmUrl) {
 
     reset: guard('reset', () => run('reset', []), false),
     forget: guard('forget', () => run('forget', []), false),
+
+    // Internal, for js/src/popup.js: a page signal ({signal, speed|seconds|percent|from}),
+    // and a popup outcome ('shown' | 'dismissed' | 'converted', with the email typed).
+    _present: null,
+    _signal: guard('signal', (signal) => run('signal', [toJson(signal, 'signal')]), false),
+    _popup: guard('popup', (id, action, email) =>
+      run('popup', [String(id), toJson({ action: String(action), email: email == null ? undefined : String(email).trim() }, 'outcome')]), false),
 
     /** Outbox, tab role and storage backend, or null before the SDK is ready. */
     debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.view(true)) : null), null),

@@ -29,6 +29,8 @@ struct Inner {
     waiters: RefCell<Vec<Function>>,
     /// Problems found while starting, reported by `started()` once listeners exist.
     problems: RefCell<Vec<&'static str>>,
+    /// The wrapper's `present(popupJson)`: shows a campaign's popup.
+    present: Option<Function>,
 }
 
 /// The SDK in one page. Made by the JS wrapper's `init(options)`.
@@ -41,8 +43,9 @@ pub struct Nudge {
 impl Nudge {
     /// Starts the SDK: reads storage, joins the site's other tabs, tracks the first page.
     /// `send(url, body, seq)` is the wrapper's POST; its answer comes back in `delivered`.
+    /// `present(popupJson)` shows a campaign's popup (`{"id","trigger","content","offer"}`).
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &str, send: Option<Function>) -> Nudge {
+    pub fn new(options: &str, send: Option<Function>, present: Option<Function>) -> Nudge {
         let (shell, problems) = Shell::new(options, send);
         let inner = Rc::new(Inner {
             shell: RefCell::new(shell),
@@ -51,6 +54,7 @@ impl Nudge {
             wake_at: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             problems: RefCell::new(problems),
+            present,
         });
         let nudge = Nudge { inner };
         nudge.wire();
@@ -69,7 +73,11 @@ impl Nudge {
     /// - 7: the calls queued before loading have been replayed, so `on('error')` listeners
     ///   registered early now hear what went wrong while starting;
     /// - 8: an error the wrapper found (props that are not JSON, say): `name` is the method,
-    ///   `props` the message; it takes the same path as the core's own errors.
+    ///   `props` the message; it takes the same path as the core's own errors;
+    /// - 9: a page signal, `props` its JSON (`{"signal":"pointer-exit","speed":1200}`, see
+    ///   `crate::intent`);
+    /// - 10: a popup outcome: `name` the campaign id, `props` its JSON
+    ///   (`{"action":"shown"|"dismissed"|"converted","email"?}`).
     pub fn call(&self, op: u32, name: Option<String>, props: Option<String>, options: Option<String>) -> bool {
         match op {
             6 => return self.run("page", |s| s.navigated()),
@@ -87,6 +95,8 @@ impl Nudge {
                 self.fail(name.as_deref().unwrap_or(""), props.as_deref().unwrap_or(""));
                 return false;
             }
+            9 => return self.run("signal", |s| s.call(Kind::Signal, None, props, None)),
+            10 => return self.run("popup", |s| s.call(Kind::Popup, name, props, None)),
             _ => {}
         }
         const OPS: [(Kind, &str); 6] = [
@@ -350,6 +360,16 @@ fn dispatch(inner: &Inner, notes: Vec<Note>) {
             Note::Stage(j) => ("stage", Some(j)),
             Note::Change => ("change", None),
             Note::Error(j) => ("error", Some(j)),
+            Note::Present(j) => {
+                let shown = inner
+                    .present
+                    .as_ref()
+                    .is_some_and(|f| f.call1(&JsValue::UNDEFINED, &JsValue::from_str(&j)).is_ok());
+                if !shown && inner.shell.try_borrow().is_ok_and(|s| s.debug) {
+                    env::log_error("a popup was due but present() is missing or threw");
+                }
+                continue;
+            }
         };
         let callbacks = match inner.listeners.try_borrow() {
             Ok(l) if l.wants(name) => l.for_name(name),

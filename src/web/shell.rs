@@ -30,6 +30,8 @@ pub enum Note {
     Change,
     /// `error`: JSON `{method, message}`.
     Error(String),
+    /// A popup to show: the campaign's popup JSON, for the wrapper's `present`.
+    Present(String),
 }
 
 /// The shell's options from `init(options)`, each read on its own so that one mistyped
@@ -249,8 +251,14 @@ impl Shell {
             self.wipe();
         }
         let mut notes: Vec<Note> = out.stage_changes.iter().map(|c| Note::Stage(c.to_json())).collect();
-        notes.push(Note::Change);
-        self.dirty = true;
+        notes.extend(out.problems.iter().map(|e| error_note("campaigns", e.message())));
+        if let Some(p) = out.popup {
+            notes.push(Note::Present(p));
+        }
+        if !out.quiet {
+            notes.push(Note::Change);
+            self.dirty = true;
+        }
         notes
     }
 
