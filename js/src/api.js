@@ -9,6 +9,7 @@
 // - Nothing browser-only is touched until `init`, so importing it during SSR is safe.
 
 import { watchNavigation } from './navigation.js';
+import { connectPopups } from './popups.js';
 
 const PREFIX = '[nudge]';
 const CSP_BLOCKED = PREFIX + " WebAssembly is blocked by this page's Content-Security-Policy; add 'wasm-unsafe-eval' to script-src. Nudge is disabled.";
@@ -226,6 +227,15 @@ export function createApi(load, defaultWasmUrl) {
       // Start anyway with what identifies the site, and report the rest.
       bad = e.message;
       text = JSON.stringify({ writeKey: String(options.writeKey || ''), debug });
+    }
+    // Popups: the page's leaving signals in, the core's chosen campaign out. Connected
+    // before the core starts, since the first page view can already trigger one.
+    if (options.popups !== false) {
+      try {
+        connectPopups(api, options);
+      } catch (e) {
+        log('popups are off: they could not start', e);
+      }
     }
     core = new Nudge(text, send, present);
     state = 'ready';

@@ -58,6 +58,13 @@ export interface NudgeOptions {
   /** Track a page view on load and on single-page-app navigation (default true). */
   trackPages?: boolean;
   /**
+   * Campaign popups (default true): watch for leaving signals and show the popup the core
+   * picks from the site's campaigns. `false` leaves the page alone.
+   */
+  popups?: boolean;
+  /** Campaigns defined in the page, added to the site config's (see the README). */
+  campaigns?: object[];
+  /**
    * The site's consent default. 'opt-in': nothing is stored or sent before consent;
    * 'opt-out' (default): allowed until refused. A mode that cannot be read means opt-in.
    * The shopper's own choices go to `consent(choices)`.

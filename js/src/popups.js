@@ -1,0 +1,100 @@
+// Connects the core's campaign decisions to the page: page signals go in (leaving.js), the
+// popup the core picks comes out (popup.js), and the shopper's answer goes back to the core
+// and, for a unique coupon, to the server. The core decides everything (thresholds,
+// audience, caps, holdout); this file only carries messages and never throws into the page.
+
+import { showPopup } from './popup.js';
+import { watchLeaving } from './leaving.js';
+
+// Time-on-page marks (every 5 s for 10 minutes) and scroll-depth marks (every 10%): the
+// core fires a campaign on the first mark at or past its trigger, so triggers need no
+// knowledge of the campaigns here.
+const TIME_MARKS = Array.from({ length: 120 }, (_, i) => (i + 1) * 5);
+const SCROLL_MARKS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+// Upward scroll speeds below this are never exit intent, whatever the site's threshold
+// (keeps ordinary scrolling from reaching the core at all).
+const SCROLL_FLOOR = 500;
+
+/**
+ * Starts popups for `api` (the object createApi returns) once the core runs.
+ * @param options the init options: `endpoint` and `writeKey` for coupons, `thresholds.idle_seconds`.
+ * @returns a function that stops watching the page.
+ */
+export function connectPopups(api, options) {
+  const endpoint = String(options.endpoint || '').replace(/\/+$/, '');
+  const idle = Number(options.thresholds && options.thresholds.idle_seconds) || 60;
+  let open = null;
+  // The page the shopper was on before a back navigation (the core checks it was a product or cart page).
+  let here = location.href;
+
+  api._present = (campaign) => {
+    if (open) return; // one at a time; the core's caps also hold it across tabs
+    let settled = false;
+    const outcome = (action, email) => {
+      if (action !== 'shown') settled = true;
+      api._popup(campaign.id, action, email);
+    };
+    open = showPopup(campaign, {
+      shown: () => outcome('shown'),
+      dismiss: () => {
+        open = null;
+        if (!settled) outcome('dismissed');
+      },
+      convert: async (email) => {
+        const offer = campaign.offer || {};
+        let coupon = { coupon: offer.code == null ? null : String(offer.code) };
+        if (offer.unique) coupon = await issueCoupon(campaign.id, email);
+        // Recorded once the coupon is in hand, so a failed request can be retried.
+        outcome('converted', email || undefined);
+        api.flush();
+        // The popup stays up with the code until closed; the core's open marker and caps keep
+        // another from showing meanwhile.
+        open = null;
+        return coupon;
+      },
+    });
+  };
+
+  async function issueCoupon(campaignId, email) {
+    const who = api.profile() || {};
+    const r = await fetch(endpoint + '/v1/coupons', {
+      method: 'POST',
+      credentials: 'omit',
+      headers: { 'Content-Type': 'text/plain' },
+      body: JSON.stringify({
+        writeKey: String(options.writeKey || ''),
+        campaign_id: campaignId,
+        email,
+        anonymousId: who.anonymousId,
+        userId: who.userId || undefined,
+      }),
+    });
+    if (!r.ok) throw new Error(`the coupon could not be issued (${r.status})`);
+    const body = await r.json();
+    return { coupon: body.coupon, expires_at: body.expires_at };
+  }
+
+  const signal = (s) => api._signal(s);
+  return watchLeaving(
+    { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
+    (s) => {
+      switch (s.signal) {
+        case 'back':
+          signal({ signal: 'back', from: here });
+          break;
+        case 'time':
+          signal({ signal: 'time-on-page', seconds: s.seconds });
+          break;
+        case 'scroll':
+          signal({ signal: 'scroll-depth', percent: s.percent });
+          break;
+        case 'idle':
+          signal({ signal: 'idle', seconds: idle });
+          break;
+        default:
+          signal(s);
+      }
+      here = location.href;
+    },
+  );
+}
