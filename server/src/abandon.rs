@@ -403,3 +403,17 @@ pub fn start(store: &Store, settings: &Settings) -> Option<WorkerHandle> {
     });
     Some(WorkerHandle { stop, task })
 }
+
+/// A site's timers (tests and operators): `(person key, status, last activity ms, due ms)`.
+pub async fn timers(store: &Store, site_id: &str) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+    let mut conn = store.connection().await?;
+    let mut db = conn.db();
+    Ok(on_db!(&mut db, |c, _d| {
+        sqlx::query_as(
+            "SELECT person_key, status, last_activity_ms, due_ms FROM cart_timers WHERE site_id = $1 ORDER BY person_key",
+        )
+        .bind(site_id)
+        .fetch_all(&mut *c)
+        .await?
+    }))
+}

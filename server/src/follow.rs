@@ -120,9 +120,15 @@ pub async fn next_page<'a>(
         let sql = format!("SELECT cursor_tx, cursor_seq FROM feed_cursors WHERE consumer = $1 AND site_id = $2{lock}");
         sqlx::query_as(&sql).bind(consumer).bind(site_id).fetch_optional(&mut *c).await?
     });
-    let Some((cursor_tx, cursor_seq)) = row else { return Ok(None) };
+    // Nothing to do ends the transaction at once (committing the new cursor row, if any):
+    // a transaction left open in the pool would hold back every site's feed on PostgreSQL.
+    let Some((cursor_tx, cursor_seq)) = row else {
+        tx.commit().await?;
+        return Ok(None);
+    };
     let entries = read(&mut db, site_id, Cursor { tx: cursor_tx as u64, seq: cursor_seq }, limit).await?;
     if entries.is_empty() {
+        tx.commit().await?;
         return Ok(None);
     }
     Ok(Some(Page { tx, consumer, site_id: site_id.to_string(), entries }))

@@ -160,7 +160,8 @@ impl Mail {
     /// Parses a saved message (a multipart/alternative of text and HTML, or one part).
     pub fn parse(raw: &str) -> Mail {
         let (headers, body) = split_head(raw);
-        let mut mail = Mail { headers: headers.clone(), text: String::new(), html: String::new(), raw: raw.to_string() };
+        let mut mail =
+            Mail { headers: headers.clone(), text: String::new(), html: String::new(), raw: raw.to_string() };
         let content_type = headers.get("content-type").cloned().unwrap_or_default();
         if let Some(b) = content_type.split("boundary=").nth(1) {
             let boundary = format!("--{}", b.trim_matches('"').split(';').next().unwrap().trim_matches('"'));
