@@ -119,3 +119,34 @@ pub fn settings_from(lookup: &dyn Fn(&str, &str) -> Option<String>) -> Result<Se
     }
     Ok(settings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        settings_from(&|flag, _var| pairs.iter().find(|(k, _)| k == flag).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn settings_need_a_sender_with_smtp_and_read_hours() {
+        let s = read(&[]).unwrap();
+        assert_eq!((s.smtp_url, s.reminder_after), (None, Duration::from_secs(86_400)));
+        let s = read(&[
+            ("smtp-url", "smtp://u:p@127.0.0.1:2525"),
+            ("mail-from", "Shop <shop@example.com>"),
+            ("coupon-reminder-hours", "0.5"),
+            ("public-url", "https://nudge.example/"),
+        ])
+        .unwrap();
+        assert_eq!(s.reminder_after, Duration::from_secs(1_800));
+        assert_eq!(s.public_url.as_deref(), Some("https://nudge.example"));
+        assert!(read(&[("smtp-url", "smtp://127.0.0.1:2525")]).unwrap_err().contains("--mail-from"));
+        assert!(read(&[("smtp-url", "http://x"), ("mail-from", "a@b.c")]).is_err());
+        assert!(read(&[("smtp-url", "smtp://h:25"), ("mail-from", "not an address")]).is_err());
+        assert!(read(&[("coupon-reminder-hours", "-1")]).is_err());
+        assert!(read(&[("public-url", "ftp://x")]).is_err());
+        assert!(crate::cli::HELP.contains("--smtp-url") && crate::cli::HELP.contains("NUDGE_MAIL_FROM"));
+    }
+}

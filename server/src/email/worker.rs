@@ -270,16 +270,22 @@ impl WorkerHandle {
     }
 }
 
+/// A line on stdout; a reader that went away (a closed pipe) is no reason to stop serving.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// Starts the worker `serve` runs when SMTP is configured; `None` (and a line saying so on
 /// stdout) without it.
 pub fn start(store: &Store, settings: &Settings, default_public_url: &str) -> Result<Option<WorkerHandle>, String> {
     if settings.smtp_url.is_none() {
-        println!("nudge-server: no --smtp-url: no emails are sent (cart abandonment still runs)");
+        say("nudge-server: no --smtp-url: no emails are sent (cart abandonment still runs)");
         return Ok(None);
     }
     let public_url = settings.public_url.clone().unwrap_or_else(|| default_public_url.to_string());
     let worker =
         Worker::new(store.clone(), settings.clone(), public_url.clone(), crate::webhooks::worker::system_clock())?;
-    println!("nudge-server: emails via {}, unsubscribe links under {public_url}", worker.describe());
+    say(&format!("nudge-server: emails via {}, unsubscribe links under {public_url}", worker.describe()));
     Ok(Some(worker.spawn()))
 }
