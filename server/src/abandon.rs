@@ -417,3 +417,12 @@ pub async fn timers(store: &Store, site_id: &str) -> Result<Vec<(String, String,
         .await?
     }))
 }
+
+/// Erasure: drops the timers of these people ([`Person::key`]s).
+pub async fn forget(db: &mut Db<'_>, site_id: &str, person_keys: &[String]) -> Result<(), StoreError> {
+    on_db!(db, |c, d| {
+        let sql = format!("DELETE FROM cart_timers WHERE site_id = $1 AND {}", d.is_in("person_key", "$2"));
+        sqlx::query(&sql).bind(site_id).bind(crate::store::json_list(person_keys)).execute(&mut *c).await?;
+    });
+    Ok(())
+}

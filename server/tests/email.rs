@@ -215,6 +215,13 @@ async fn no_consent_no_email(backend: Backend) {
     assert!(mails[0].text.contains("review") && mails[0].text.contains("https://shop.example/p/tv-3#reviews"));
     assert!(mails[0].text.contains("Similar products") && mails[0].text.contains("Sharp 55\" OLED"));
     assert!(!mails[0].text.contains("- Bravia 65, 499.00 EUR: https://shop.example/p/tv-3\n"), "bought: not similar");
+
+    // Erasing the shopper drops their jobs, and the address in them.
+    let response = server.secret(reqwest::Method::DELETE, "/v1/profiles/anonymous/anon-3").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let left = jobs::list(&server.store, &server.site.id).await.unwrap();
+    assert!(left.iter().all(|j| j.1 != "anon-3-order"), "{left:?}");
+    assert!(left.iter().any(|j| j.1 == "anon-2-order"));
     server.stop().await;
 }
 

@@ -230,3 +230,13 @@ pub async fn list(store: &Store, site_id: &str) -> Result<Vec<Listed>, StoreErro
         .await?
     }))
 }
+
+/// Erasure: drops every job of these people ([`crate::identity::Person::key`]s), sent
+/// ones included (they hold the address).
+pub async fn forget(db: &mut crate::store::Db<'_>, site_id: &str, person_keys: &[String]) -> Result<(), StoreError> {
+    on_db!(db, |c, d| {
+        let sql = format!("DELETE FROM email_jobs WHERE site_id = $1 AND {}", d.is_in("person_key", "$2"));
+        sqlx::query(&sql).bind(site_id).bind(crate::store::json_list(person_keys)).execute(&mut *c).await?;
+    });
+    Ok(())
+}
