@@ -138,8 +138,9 @@ async fn arm(page: &mut follow::Page<'_>) -> Result<(), StoreError> {
         if order {
             slot.1 = true;
         } else {
-            // Client time (corrected for skew at ingest), never later than its arrival.
-            let at = e.timestamp_ms.min(e.received_ms);
+            // The message's time (corrected for client clock skew at ingest), the same
+            // clock the folded cart's `updated` uses, which `fire` compares with it.
+            let at = e.timestamp_ms;
             slot.0 = Some(slot.0.map_or(at, |t: i64| t.max(at)));
         }
     }

@@ -69,9 +69,9 @@ async fn arm_until(server: &TestServer, now: i64, done: impl Fn(&[(String, Strin
 
 async fn fires_once_after_the_threshold_and_an_order_cancels(backend: Backend) {
     let server = TestServer::start(backend).await;
-    set_threshold(&server.store, &server.site.id, 0.02).await; // 1.2 s
-                                                               // In the past (activity counts at its time, never later than its arrival); the rounds
-                                                               // are run at chosen times.
+    // 1.2 s.
+    set_threshold(&server.store, &server.site.id, 0.02).await;
+    // Activity at chosen times (a while ago); the rounds run at chosen times too.
     let t = app::now_ms() - 600_000;
     server
         .send(vec![
