@@ -16,7 +16,7 @@ use crate::error::{json_response, ApiError};
 use crate::limits::RateLimiter;
 use crate::sites::SiteCache;
 use crate::store::Store;
-use crate::{api, campaigns, cors, coupons, erase, feed, ingest, site_config, webhooks};
+use crate::{abandon, api, campaigns, cors, coupons, email, erase, feed, ingest, site_config, webhooks};
 
 /// What every request handler shares. Nothing here is needed for correctness across
 /// nodes: the cache and rate buckets are per node, the data is in the store.
@@ -63,6 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/webhooks", get(webhooks::api::list_all).post(webhooks::api::create))
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::api::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::api::deliveries))
+        .route("/v1/unsubscribe", get(email::unsubscribe::handle).post(email::unsubscribe::handle))
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(app)
@@ -99,9 +100,17 @@ pub async fn run(config: Config) -> Result<(), String> {
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     println!("nudge-server listening on http://{address} ({})", config.database.describe());
     let worker = webhooks::worker::start(&store, &config.webhooks)?;
+    let abandon = abandon::start(&store, &config.abandon);
+    let mail = email::worker::start(&store, &config.email, &format!("http://{address}"))?;
     serve(listener, App::new(store.clone(), &config), shutdown_signal()).await.map_err(|e| e.to_string())?;
     if let Some(worker) = worker {
         worker.stop().await;
+    }
+    if let Some(w) = abandon {
+        w.stop().await;
+    }
+    if let Some(w) = mail {
+        w.stop().await;
     }
     store.close().await;
     Ok(())

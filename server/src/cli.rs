@@ -11,7 +11,7 @@ use crate::webhooks::worker::Settings as WebhookSettings;
 #[derive(Debug, Clone)]
 pub enum Command {
     /// `serve`: run the HTTP server.
-    Serve(Config),
+    Serve(Box<Config>),
     /// `site create`: add a site and print its keys as JSON.
     CreateSite {
         /// Where to add it.
@@ -93,6 +93,20 @@ SERVE:
     --webhook-timeout-ms N    time limit of each webhook POST        [env NUDGE_WEBHOOK_TIMEOUT_MS, default 10000]
     --no-webhook-worker       do not deliver webhooks from this process (another node does)
                                                                      [env NUDGE_WEBHOOK_WORKER=0]
+    --abandon-poll-ms N       pause of the cart abandonment worker   [env NUDGE_ABANDON_POLL_MS, default 250]
+
+EMAIL (serve; without --smtp-url no emails are sent):
+    --smtp-url URL            smtp://user:pass@host:port (plain; add ?tls=required for STARTTLS)
+                              or smtps://user:pass@host:465 (TLS)    [env NUDGE_SMTP_URL]
+    --mail-from ADDRESS       From address, e.g. \"Shop <shop@example.com>\" [env NUDGE_MAIL_FROM]
+    --public-url URL          this server's public base URL, for unsubscribe links
+                                                                     [env NUDGE_PUBLIC_URL, default http://LISTEN]
+    --coupon-reminder-hours H reminder when no order follows a coupon [env NUDGE_COUPON_REMINDER_HOURS, default 24]
+    --review-email-hours H    evaluation email after an order        [env NUDGE_REVIEW_EMAIL_HOURS, default 0]
+    --consent-wait-ms N       wait for a consent choice before skipping [env NUDGE_CONSENT_WAIT_MS, default 600000]
+    --mail-poll-ms N          pause of the email worker when idle    [env NUDGE_MAIL_POLL_MS, default 250]
+    --mail-backoff-ms N       first retry's wait when SMTP fails, doubled up to an hour, for a week
+                                                                     [env NUDGE_MAIL_BACKOFF_MS, default 30000]
 
 SITE CREATE:
     --name NAME               the site's display name (required)
@@ -145,9 +159,31 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             "no-webhook-worker" => flags.no_webhook_worker = true,
             "origin" => flags.origins.push(value()?),
             "event" => flags.events.push(value()?),
-            "db" | "database-url" | "db-connections" | "listen" | "key-rate" | "key-burst" | "addr-rate"
-            | "addr-burst" | "name" | "site" | "file" | "url" | "id" | "webhook-poll-ms" | "webhook-backoff-ms"
-            | "webhook-timeout-ms" => {
+            "db"
+            | "database-url"
+            | "db-connections"
+            | "listen"
+            | "key-rate"
+            | "key-burst"
+            | "addr-rate"
+            | "addr-burst"
+            | "name"
+            | "site"
+            | "file"
+            | "url"
+            | "id"
+            | "webhook-poll-ms"
+            | "webhook-backoff-ms"
+            | "webhook-timeout-ms"
+            | "smtp-url"
+            | "mail-from"
+            | "public-url"
+            | "coupon-reminder-hours"
+            | "review-email-hours"
+            | "consent-wait-ms"
+            | "mail-poll-ms"
+            | "mail-backoff-ms"
+            | "abandon-poll-ms" => {
                 let v = value()?;
                 flags.values.push((name.to_string(), v));
             }
@@ -156,7 +192,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     }
     match words.as_slice() {
         [] => Ok(Command::Help),
-        ["serve"] => Ok(Command::Serve(flags.config(env)?)),
+        ["serve"] => Ok(Command::Serve(Box::new(flags.config(env)?))),
         ["site", "create"] => {
             let name = flags.get("name").ok_or("site create needs --name NAME")?.to_string();
             Ok(Command::CreateSite { database: flags.database(env)?, name, origins: flags.origins })
@@ -266,6 +302,13 @@ impl Flags {
             },
             trust_forwarded_for: self.trust_forwarded_for || trust_env,
             webhooks: self.webhook_settings(env)?,
+            abandon: crate::abandon::Settings {
+                poll: Duration::from_millis(
+                    self.number("abandon-poll-ms", "NUDGE_ABANDON_POLL_MS", 250.0, env)?.max(1.0) as u64,
+                ),
+                ..Default::default()
+            },
+            email: crate::email::settings_from(&|flag, var| self.lookup(flag, var, env))?,
         })
     }
 

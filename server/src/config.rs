@@ -79,6 +79,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// The webhook delivery worker.
     pub webhooks: crate::webhooks::worker::Settings,
+    /// The cart abandonment worker.
+    pub abandon: crate::abandon::Settings,
+    /// Emails (SMTP, links, reminder times).
+    pub email: crate::email::Settings,
 }
 
 impl Default for Config {
@@ -93,6 +97,8 @@ impl Default for Config {
             addr_rate: Rate { per_second: 500.0, burst: 1000.0 },
             trust_forwarded_for: false,
             webhooks: crate::webhooks::worker::Settings::default(),
+            abandon: crate::abandon::Settings::default(),
+            email: crate::email::Settings::default(),
         }
     }
 }

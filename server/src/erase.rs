@@ -157,6 +157,8 @@ pub async fn erase_user(
     keys.push(Person::User(user_id.into()).key());
     delete_profiles(&mut db, site_id, &keys).await?;
     crate::coupons::erase(&mut db, site_id, Some(user_id), &anons).await?;
+    crate::abandon::forget(&mut db, site_id, &keys).await?;
+    crate::email::jobs::forget(&mut db, site_id, &keys).await?;
     record(&mut db, site_id, "user", &[user_id.to_string()], now_ms).await?;
     record(&mut db, site_id, "anonymous", &anons, now_ms).await?;
     Ok(Erasure { user_id: Some(user_id.into()), anonymous_ids: anons, events })
@@ -183,7 +185,10 @@ pub async fn erase_anonymous(
             .await?
             .rows_affected());
     }
-    delete_profiles(&mut db, site_id, &[Person::Anonymous(anonymous_id.into()).key()]).await?;
+    let keys = [Person::Anonymous(anonymous_id.into()).key()];
+    delete_profiles(&mut db, site_id, &keys).await?;
+    crate::abandon::forget(&mut db, site_id, &keys).await?;
+    crate::email::jobs::forget(&mut db, site_id, &keys).await?;
     crate::coupons::erase(&mut db, site_id, None, &[anonymous_id.to_string()]).await?;
     record(&mut db, site_id, "anonymous", &[anonymous_id.to_string()], now_ms).await?;
     Ok(linked.user_id().map(str::to_string))

@@ -5,6 +5,7 @@
 //! The binary (`src/main.rs`) is a thin wrapper: everything lives in this library so that
 //! the tests can run the real router on a real socket in-process.
 
+pub mod abandon;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -14,9 +15,11 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod coupons;
+pub mod email;
 pub mod erase;
 pub mod error;
 pub mod feed;
+pub mod follow;
 pub mod hmac;
 pub mod identity;
 pub mod ingest;

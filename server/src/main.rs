@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             println!("nudge-server {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Serve(config) => runtime.block_on(app::run(config)),
+        Command::Serve(config) => runtime.block_on(app::run(*config)),
         Command::CreateSite { database, name, origins } => runtime.block_on(create_site(database, name, origins)),
         Command::SiteConfig { database, site, file } => {
             runtime.block_on(site_config::cli(&database, &site, file.as_deref())).map(|out| println!("{out}"))

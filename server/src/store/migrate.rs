@@ -17,6 +17,11 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/sqlite/0002_profiles.sql") },
     Migration { version: 3, name: "webhooks", sql: include_str!("../../migrations/sqlite/0003_webhooks.sql") },
     Migration { version: 4, name: "campaigns", sql: include_str!("../../migrations/sqlite/0004_campaigns.sql") },
+    Migration {
+        version: 5,
+        name: "abandon_email",
+        sql: include_str!("../../migrations/sqlite/0005_abandon_email.sql"),
+    },
 ];
 
 /// PostgreSQL's migrations, the same changes in its dialect.
@@ -25,6 +30,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "profiles", sql: include_str!("../../migrations/postgres/0002_profiles.sql") },
     Migration { version: 3, name: "webhooks", sql: include_str!("../../migrations/postgres/0003_webhooks.sql") },
     Migration { version: 4, name: "campaigns", sql: include_str!("../../migrations/postgres/0004_campaigns.sql") },
+    Migration {
+        version: 5,
+        name: "abandon_email",
+        sql: include_str!("../../migrations/postgres/0005_abandon_email.sql"),
+    },
 ];
 
 /// The bookkeeping table, valid in both dialects.
