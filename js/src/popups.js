@@ -75,26 +75,40 @@ export function connectPopups(api, options) {
   }
 
   const signal = (s) => api._signal(s);
-  return watchLeaving(
-    { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
-    (s) => {
-      switch (s.signal) {
-        case 'back':
-          signal({ signal: 'back', from: here });
-          break;
-        case 'time':
-          signal({ signal: 'time-on-page', seconds: s.seconds });
-          break;
-        case 'scroll':
-          signal({ signal: 'scroll-depth', percent: s.percent });
-          break;
-        case 'idle':
-          signal({ signal: 'idle', seconds: idle });
-          break;
-        default:
-          signal(s);
-      }
-      here = location.href;
-    },
-  );
+  // The listeners start in a task of their own, after the SDK is ready: nothing a shopper
+  // does in the first moment of a page is a leaving signal, and startup stays shorter.
+  let stop = null;
+  let stopped = false;
+  setTimeout(() => {
+    if (!stopped) stop = watch();
+  }, 0);
+  return () => {
+    stopped = true;
+    if (stop) stop();
+  };
+
+  function watch() {
+    return watchLeaving(
+      { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
+      (s) => {
+        switch (s.signal) {
+          case 'back':
+            signal({ signal: 'back', from: here });
+            break;
+          case 'time':
+            signal({ signal: 'time-on-page', seconds: s.seconds });
+            break;
+          case 'scroll':
+            signal({ signal: 'scroll-depth', percent: s.percent });
+            break;
+          case 'idle':
+            signal({ signal: 'idle', seconds: idle });
+            break;
+          default:
+            signal(s);
+        }
+        here = location.href;
+      },
+    );
+  }
 }
