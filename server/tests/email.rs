@@ -261,8 +261,36 @@ async fn smtp_down_then_up_delivers_exactly_once(backend: Backend) {
     server.stop().await;
 }
 
+/// With the campaigns helper's `POST /v1/coupons`: the code the popup gets is the code the
+/// email brings (the end-to-end check, at the server).
+async fn the_issued_coupon_is_the_one_in_the_email(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let sink = Sink::start();
+    let clock = TestClock::new();
+    let w = worker(&server, &sink.url(), &clock);
+    let campaign = json!([{"id": "tv-newsletter", "trigger": {"on": "exit-intent"},
+        "offer": {"unique": true, "percent": 10, "expiresDays": 7},
+        "content": {"title": "10% off", "text": "Sign up", "emailField": true}}]);
+    let put = server.secret(reqwest::Method::PUT, "/v1/campaigns").header("content-type", "application/json");
+    assert_eq!(put.body(campaign.to_string()).send().await.unwrap().status(), 200);
+    server.send(browsing("anon-5", true, nudge_server::app::now_ms() - 60_000)).await;
+    let body = json!({"campaign_id": "tv-newsletter", "email": SHOPPER, "anonymousId": "anon-5"});
+    let response = server.post("/v1/coupons").body(body.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let issued: Value = response.json().await.unwrap();
+    let code = issued["coupon"].as_str().unwrap().to_string();
+    let job = settle(&w, &server, jobs::COUPON, &format!("coupon-{code}")).await;
+    assert_eq!(job.2, "sent", "{job:?}");
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].text.contains(&format!("Your code: {code}")) && mails[0].html.contains(&code));
+    assert!(mails[0].header("To").contains(SHOPPER));
+    server.stop().await;
+}
+
 on_both_backends!(
     coupon_email_then_unsubscribe_stops_later_emails,
     no_consent_no_email,
     smtp_down_then_up_delivers_exactly_once,
+    the_issued_coupon_is_the_one_in_the_email,
 );
