@@ -146,12 +146,17 @@ async fn enqueue_one(store: &Store, id: &str, now_ms: i64, page: i64) -> Result<
         };
         sqlx::query_as(sql).bind(id).fetch_optional(&mut *c).await?
     });
+    // Every way out ends the transaction at once: one left to be rolled back when the
+    // pooled connection is next used would, on PostgreSQL, keep the row lock's transaction
+    // id open and so hold back the change feed's horizon for every reader.
     let Some((site_id, events, cursor_tx, cursor_seq)) = hook else {
+        tx.commit().await?;
         return Ok(0); // removed, or another node is on it
     };
     let filter: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
     let entries = feed_page(&mut db, &site_id, Cursor { tx: cursor_tx as u64, seq: cursor_seq }, page).await?;
     let Some(last) = entries.last().map(|e| e.cursor) else {
+        tx.commit().await?;
         return Ok(0);
     };
     let wanted: Vec<(&str, Option<&str>)> = entries
