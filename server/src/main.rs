@@ -34,13 +34,13 @@ fn main() -> ExitCode {
         Command::Serve(config) => runtime.block_on(app::run(*config)),
         Command::CreateSite { database, name, origins } => runtime.block_on(create_site(database, name, origins)),
         Command::SiteConfig { database, site, file } => {
-            runtime.block_on(site_config::cli(&database, &site, file.as_deref())).map(|out| println!("{out}"))
+            runtime.block_on(site_config::cli(&database, &site, file.as_deref())).map(|out| print_out(&out))
         }
         Command::Campaigns { database, site, action } => {
-            runtime.block_on(campaigns::api::cli(&database, &site, &action)).map(|out| println!("{out}"))
+            runtime.block_on(campaigns::api::cli(&database, &site, &action)).map(|out| print_out(&out))
         }
         Command::Webhook { database, site, action } => {
-            runtime.block_on(webhooks::cli(&database, &site, &action)).map(|out| println!("{out}"))
+            runtime.block_on(webhooks::cli(&database, &site, &action)).map(|out| print_out(&out))
         }
     };
     match result {
@@ -71,4 +71,10 @@ async fn create_site(
     });
     println!("{out:#}");
     Ok(())
+}
+
+/// Prints a command's output; a closed stdout (`| head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
