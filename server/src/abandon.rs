@@ -393,7 +393,7 @@ pub fn start(store: &Store, settings: &Settings) -> Option<WorkerHandle> {
     let (store, poll) = (store.clone(), settings.poll);
     let task = tokio::spawn(async move {
         while !*stopped.borrow() {
-            if let Err(e) = round(&store, crate::app::now_ms()).await {
+            if let Err(e) = round(&store, crate::state::now_ms()).await {
                 eprintln!("nudge-server: cart abandonment: {e}");
             }
             tokio::select! {

@@ -21,11 +21,11 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::App;
 use crate::auth::{self, constant_time_eq};
 use crate::error::{json_response, ApiError};
 use crate::identity::{self, Person};
 use crate::profiles::{self, profile_row, ProfileRow, PROFILE_COLUMNS};
+use crate::state::App;
 use crate::store::{on_db, Site, StoreError};
 use crate::{cors, hmac, site_config};
 
@@ -109,7 +109,7 @@ async fn profile_and_row(app: &App, site: &Site, person: Person) -> Result<(Valu
     };
     let anons = profiles::anonymous_ids_of(&mut db, &site.id, &person).await.map_err(storage)?;
     let config = site_config::load(&mut db, &site.id).await.map_err(storage)?;
-    Ok((profiles::render(&row, &anons, &config.thresholds, crate::app::now_ms()), row))
+    Ok((profiles::render(&row, &anons, &config.thresholds, crate::state::now_ms()), row))
 }
 
 /// `GET /v1/profiles/{userId}`.
@@ -213,7 +213,7 @@ async fn segment(app: &App, site: &Site, q: &SegmentQuery) -> Result<Value, ApiE
         Some(c) => decode_cursor(c)?,
         None => String::new(),
     };
-    let now = crate::app::now_ms();
+    let now = crate::state::now_ms();
     let mut conn = app.store.connection().await.map_err(storage)?;
     let mut db = conn.db();
     let config = site_config::load(&mut db, &site.id).await.map_err(storage)?;

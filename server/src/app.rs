@@ -1,5 +1,6 @@
-//! The HTTP application: shared state, routes, and serving until a shutdown signal (after
-//! which requests in flight finish, so every acknowledged batch is committed).
+//! The HTTP application: routes, and serving until a shutdown signal (after which requests
+//! in flight finish, so every acknowledged batch is committed). The state every handler
+//! shares is `crate::state`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,39 +14,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::error::{json_response, ApiError};
-use crate::limits::RateLimiter;
-use crate::sites::SiteCache;
+pub use crate::state::{now_ms, App};
 use crate::store::Store;
 use crate::{abandon, api, campaigns, cors, coupons, email, erase, feed, ingest, site_config, webhooks};
-
-/// What every request handler shares. Nothing here is needed for correctness across
-/// nodes: the cache and rate buckets are per node, the data is in the store.
-#[derive(Debug)]
-pub struct App {
-    /// The database.
-    pub store: Store,
-    /// Sites by write key.
-    pub sites: SiteCache,
-    /// Requests per write key.
-    pub key_limiter: RateLimiter,
-    /// Requests per client address.
-    pub addr_limiter: RateLimiter,
-    /// Whether `X-Forwarded-For` names the client.
-    pub trust_forwarded_for: bool,
-}
-
-impl App {
-    /// State for `store` with the limits in `config`.
-    pub fn new(store: Store, config: &Config) -> Arc<App> {
-        Arc::new(App {
-            store,
-            sites: SiteCache::default(),
-            key_limiter: RateLimiter::new(config.key_rate),
-            addr_limiter: RateLimiter::new(config.addr_rate),
-            trust_forwarded_for: config.trust_forwarded_for,
-        })
-    }
-}
 
 /// All routes.
 pub fn router(app: Arc<App>) -> Router {
@@ -136,9 +107,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-}
-
-/// Milliseconds since the epoch, from the system clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

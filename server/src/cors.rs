@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::App;
 use crate::error::ApiError;
+use crate::state::App;
 use crate::store::Site;
 
 /// Methods browsers may use.

@@ -18,10 +18,10 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::api::secret_key_site;
-use crate::app::App;
 use crate::error::{json_response, ApiError};
 use crate::identity::{self, Person};
 use crate::profiles::delete_profiles;
+use crate::state::App;
 use crate::store::{json_list, on_db, Db, NewEvent, Store, StoreError, WriteTx};
 
 /// The erased ids among some that were asked about.
@@ -212,7 +212,7 @@ pub async fn delete_anonymous(
 async fn erase(app: &App, headers: &HeaderMap, person: Person) -> Result<Response, ApiError> {
     let site = secret_key_site(app, headers).await?;
     let storage = |e: StoreError| ApiError::storage(&e);
-    let now = crate::app::now_ms();
+    let now = crate::state::now_ms();
     let mut tx = app.store.write(&site.id).await.map_err(storage)?;
     let person = match person {
         Person::Anonymous(a) => identity::person_of_anonymous(&mut tx.db(), &site.id, &a).await.map_err(storage)?,

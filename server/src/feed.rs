@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::api::secret_key_site;
-use crate::app::App;
 use crate::error::{json_response, ApiError};
+use crate::state::App;
 use crate::store::{Pooled, StoreError};
 
 /// Changes per page unless `limit` says otherwise.

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::app::App;
 use crate::error::{json_response, ApiError};
 use crate::limits::{MAX_BATCH_BYTES, MAX_MESSAGE_BYTES};
 use crate::message::{self, parse_time, Defaults};
+use crate::state::App;
 use crate::store::{NewEvent, Site};
 use crate::{auth, body, cors};
 
@@ -125,7 +125,7 @@ async fn ingest(
     let text =
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_json", "the body is not UTF-8"))?;
     let invalid_json = |e: serde_json::Error| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"));
-    let received_ms = crate::app::now_ms();
+    let received_ms = crate::state::now_ms();
 
     let mut events: Vec<NewEvent> = Vec::new();
     let mut rejected = Vec::new();

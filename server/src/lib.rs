@@ -28,6 +28,7 @@ pub mod message;
 pub mod profiles;
 pub mod site_config;
 pub mod sites;
+pub mod state;
 pub mod store;
 pub mod uplift;
 pub mod webhooks;

@@ -21,10 +21,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::api::{secret_key_site, write_key_site};
-use crate::app::App;
 use crate::config::Database;
 use crate::error::ApiError;
 use crate::hmac::hex;
+use crate::state::App;
 use crate::store::{on_db, Db, Store, StoreError};
 use crate::{body, campaigns, cors};
 
@@ -198,7 +198,7 @@ pub async fn put(State(app): State<Arc<App>>, headers: HeaderMap, request: Body)
             .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
         let overrides = read_document(&v).map_err(|m| ApiError::bad_request("invalid_config", m))?;
         let mut conn = app.store.connection().await.map_err(|e| ApiError::storage(&e))?;
-        save(&mut conn.db(), &site.id, &overrides, crate::app::now_ms()).await.map_err(|e| ApiError::storage(&e))?;
+        save(&mut conn.db(), &site.id, &overrides, crate::state::now_ms()).await.map_err(|e| ApiError::storage(&e))?;
         let campaigns = campaigns::public_json(&mut conn.db(), &site.id).await.map_err(|e| ApiError::storage(&e))?;
         Ok::<_, ApiError>((SiteConfig::new(overrides), campaigns))
     }
@@ -234,7 +234,7 @@ pub async fn cli(database: &Database, site_id: &str, file: Option<&str>) -> Resu
             return Ok(Err(format!("no site {site_id}")));
         }
         if let Some(o) = &overrides {
-            save(&mut db, site_id, o, crate::app::now_ms()).await?;
+            save(&mut db, site_id, o, crate::state::now_ms()).await?;
         }
         Ok::<_, StoreError>(Ok(load(&mut db, site_id).await?))
     }

@@ -303,7 +303,7 @@ pub async fn cli(database: &Database, site_id: &str, action: &CliAction) -> Resu
     let result = async {
         match action {
             CliAction::Add { url, events } => {
-                let w = register(&store, site_id, url, events, crate::app::now_ms()).await.map_err(|e| match e {
+                let w = register(&store, site_id, url, events, crate::state::now_ms()).await.map_err(|e| match e {
                     RegisterError::Invalid(m) => m,
                     RegisterError::Store(e) => format!("database: {e}"),
                 })?;

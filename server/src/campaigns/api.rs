@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::{load, parse_document, replace, Format};
 use crate::api::secret_key_site;
-use crate::app::App;
 use crate::config::Database;
 use crate::error::{json_response, ApiError};
+use crate::state::App;
 use crate::store::{on_db, Store, StoreError};
 
 /// Largest campaign document.
@@ -51,7 +51,7 @@ pub async fn put(State(app): State<Arc<App>>, headers: HeaderMap, request: Body)
         };
         let list = parse_document(text, format).map_err(|m| ApiError::bad_request("invalid_campaigns", m))?;
         let mut tx = app.store.write(&site.id).await.map_err(|e| ApiError::storage(&e))?;
-        replace(&mut tx.db(), &site.id, &list, crate::app::now_ms()).await.map_err(|e| ApiError::storage(&e))?;
+        replace(&mut tx.db(), &site.id, &list, crate::state::now_ms()).await.map_err(|e| ApiError::storage(&e))?;
         tx.commit().await.map_err(|e| ApiError::storage(&e))?;
         Ok::<_, ApiError>(list)
     }
@@ -97,7 +97,7 @@ pub async fn cli(database: &Database, site_id: &str, action: &CliAction) -> Resu
             return Ok(Err(format!("no site {site_id}")));
         }
         if let Some(list) = &new {
-            replace(&mut tx.db(), site_id, list, crate::app::now_ms()).await?;
+            replace(&mut tx.db(), site_id, list, crate::state::now_ms()).await?;
         }
         let list = load(&mut tx.db(), site_id).await?;
         tx.commit().await?;

@@ -23,10 +23,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::api::secret_key_site;
-use crate::app::App;
 use crate::coupons::redeem::{order_revenue, COUPON_EXPIRED_USED, COUPON_REUSED, ORDER_COMPLETED};
 use crate::error::{json_response, ApiError};
 use crate::identity::{self, Person};
+use crate::state::App;
 use crate::store::{json_list, on_db, stored_event, Db, Dialect, StoreError, StoredEvent, EVENT_COLUMNS};
 use crate::uplift;
 

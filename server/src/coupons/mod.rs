@@ -24,10 +24,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::api::write_key_site;
-use crate::app::App;
 use crate::error::{json_response, ApiError};
 use crate::message::MAX_ID;
 use crate::site_config::KeyQuery;
+use crate::state::App;
 use crate::store::{insert_returning, json_list, on_db, Db, NewEvent, StoreError, StoredEvent, WriteTx};
 use crate::{body, campaigns, cors, erase, profiles};
 
@@ -174,7 +174,7 @@ pub async fn issue(
         }
         let person = Asker { anonymous_id, user_id };
         let mut tx = app.store.write(&site.id).await.map_err(|e| ApiError::storage(&e))?;
-        let coupon = issue_in(&mut tx, &site.id, campaign_id, &email, &person, crate::app::now_ms()).await?;
+        let coupon = issue_in(&mut tx, &site.id, campaign_id, &email, &person, crate::state::now_ms()).await?;
         tx.commit().await.map_err(|e| ApiError::storage(&e))?;
         Ok(coupon)
     }

@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 
 use super::compose::escape;
 use super::person::CONSENT_UPDATED;
-use crate::app::App;
 use crate::auth::constant_time_eq;
 use crate::hmac::{hex, hmac_sha256};
 use crate::identity::Person;
+use crate::state::App;
 use crate::store::NewEvent;
 
 fn mac(secret_key: &str, site_id: &str, person_key: &str) -> String {
@@ -96,7 +96,7 @@ pub async fn handle(State(app): State<Arc<App>>, Query(q): Query<UnsubscribeQuer
     };
     let Some((name, secret)) = site else { return invalid() };
     let Some((site_id, person)) = verify(&token, |_| Some(secret)) else { return invalid() };
-    let now = crate::app::now_ms();
+    let now = crate::state::now_ms();
     let digest = Sha256::digest(format!("{}\n{now}", person.key()).as_bytes());
     let message_id = format!("nudge-unsubscribe-{}", hex(&digest[..16]));
     let body = json!({

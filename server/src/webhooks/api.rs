@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 
 use super::{list, queue, register, remove, Listed, RegisterError};
 use crate::api::secret_key_site;
-use crate::app::App;
 use crate::body;
 use crate::error::{json_response, ApiError};
+use crate::state::App;
 use crate::store::on_db;
 
 /// Largest registration body.
@@ -56,11 +56,12 @@ pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, request: Bo
                 ApiError::bad_request("invalid_webhook", format!("expected {{\"url\", \"events\"?}}: {e}"))
             })?;
             let events = new.events.unwrap_or_default();
-            let w =
-                register(&app.store, &site.id, &new.url, &events, crate::app::now_ms()).await.map_err(|e| match e {
+            let w = register(&app.store, &site.id, &new.url, &events, crate::state::now_ms()).await.map_err(
+                |e| match e {
                     RegisterError::Invalid(m) => ApiError::bad_request("invalid_webhook", m),
                     RegisterError::Store(e) => ApiError::storage(&e),
-                })?;
+                },
+            )?;
             let out = json!({
                 "id": w.id,
                 "url": w.url,

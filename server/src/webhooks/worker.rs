@@ -21,7 +21,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The system clock.
 pub fn system_clock() -> Clock {
-    Arc::new(crate::app::now_ms)
+    Arc::new(crate::state::now_ms)
 }
 
 /// Feed entries enqueued per webhook per round.
