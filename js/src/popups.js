@@ -24,8 +24,20 @@ export function connectPopups(api, options) {
   const endpoint = String(options.endpoint || '').replace(/\/+$/, '');
   const idle = Number(options.thresholds && options.thresholds.idle_seconds) || 60;
   let open = null;
-  // The page the shopper was on before a back navigation (the core checks it was a product or cart page).
+  // A back navigation reports the page it left (the core checks it was a product or cart
+  // page). With the Navigation API that is the URL before the latest same-document change
+  // (a single-page store's pushState is no signal); without it, the URL at the last signal.
   let here = location.href;
+  let left = here;
+  const nav = window.navigation;
+  const tracked = !!(nav && typeof nav.addEventListener === 'function');
+  const moved = () => {
+    if (location.href !== here) {
+      left = here;
+      here = location.href;
+    }
+  };
+  if (tracked) nav.addEventListener('currententrychange', moved);
 
   api._present = (campaign) => {
     if (open) return; // one at a time; the core's caps also hold it across tabs
@@ -80,7 +92,8 @@ export function connectPopups(api, options) {
     (s) => {
       switch (s.signal) {
         case 'back':
-          signal({ signal: 'back', from: here });
+          if (tracked) moved();
+          signal({ signal: 'back', from: tracked ? left : here });
           break;
         case 'time':
           signal({ signal: 'time-on-page', seconds: s.seconds });
@@ -94,7 +107,7 @@ export function connectPopups(api, options) {
         default:
           signal(s);
       }
-      here = location.href;
+      if (!tracked) here = location.href;
     },
   );
 }
