@@ -91,10 +91,13 @@ export function connectPopups(api, options) {
     { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
     (s) => {
       switch (s.signal) {
-        case 'back':
+        case 'back': {
           if (tracked) moved();
-          signal({ signal: 'back', from: tracked ? left : here });
+          const from = tracked ? left : here;
+          // Back to another part of the same page (a fragment) is not leaving it.
+          if (from.split('#')[0] !== location.href.split('#')[0]) signal({ signal: 'back', from });
           break;
+        }
         case 'time':
           signal({ signal: 'time-on-page', seconds: s.seconds });
           break;
