@@ -307,12 +307,13 @@ test('phone (375 px, touch): a slow swipe up shows nothing, a fast fling up show
   assert.deepEqual(tab.errors, []);
 });
 
-test('phone: going back from a product page (a single-page store) is leaving and shows the popup; back from a list page is not', async () => {
+test('phone: going back from a product page (a single-page store) is leaving and shows the popup; back from a list page or within the page is not', async () => {
   const server = await serverFor();
   await putCampaigns(server, [campaign('tv-back')]);
   // A single-page store: the list at /tvs, products shown with pushState (the SDK tracks the
   // view itself), a Product Viewed tracked on the product page, back with the history.
   const spa = `<h1 id="h">TVs</h1><a id="p" href="/products/tv-orbit-55">Orbit 55</a> <a id="s" href="/tvs/oled">OLED only</a>
+<a href="#reviews">Reviews</a><h2 id="reviews">Reviews</h2>
 <script>
   for (const id of ['p', 's']) document.getElementById(id).addEventListener('click', (e) => {
     e.preventDefault();
@@ -333,9 +334,18 @@ test('phone: going back from a product page (a single-page store) is leaving and
   await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
   assert.equal(await popupCount(page), 0, 'no popup on back from a list page');
 
-  // A product page, then back: leaving the product.
+  // A product page; its reviews (a link to a fragment), then back: still on the product.
   await page.getByRole('link', { name: 'Orbit 55' }).tap();
   await at('/products/tv-orbit-55');
+  await page.getByRole('link', { name: 'Reviews' }).tap();
+  await page.waitForFunction(() => location.hash === '#reviews');
+  await page.goBack();
+  await page.waitForFunction(() => location.hash === '');
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+  assert.equal(await popupCount(page), 0, 'no popup on back within the product page');
+  assert.equal(await page.evaluate(() => location.pathname), '/products/tv-orbit-55');
+
+  // Back again: leaving the product.
   await page.goBack();
   await at('/tvs');
   await page.getByRole('dialog', { name: 'Wait! 10% off TVs' }).waitFor({ state: 'visible' });
