@@ -185,6 +185,9 @@ function build(host, campaign, handlers) {
     }
     host.remove();
     try {
+      // The document's selection can still sit in the removed email field; left there, keys
+      // typed once focus is back in a page field insert nothing (Chromium).
+      getSelection().removeAllRanges();
       if (previous && previous.isConnected && previous.focus) previous.focus({ preventScroll: true });
     } catch {
       // the previous element cannot take focus any more

@@ -24,8 +24,20 @@ export function connectPopups(api, options) {
   const endpoint = String(options.endpoint || '').replace(/\/+$/, '');
   const idle = Number(options.thresholds && options.thresholds.idle_seconds) || 60;
   let open = null;
-  // The page the shopper was on before a back navigation (the core checks it was a product or cart page).
+  // A back navigation reports the page it left (the core checks it was a product or cart
+  // page). With the Navigation API that is the URL before the latest same-document change
+  // (a single-page store's pushState is no signal); without it, the URL at the last signal.
   let here = location.href;
+  let left = here;
+  const nav = window.navigation;
+  const tracked = !!(nav && typeof nav.addEventListener === 'function');
+  const moved = () => {
+    if (location.href !== here) {
+      left = here;
+      here = location.href;
+    }
+  };
+  if (tracked) nav.addEventListener('currententrychange', moved);
 
   api._present = (campaign) => {
     if (open) return; // one at a time; the core's caps also hold it across tabs
@@ -92,9 +104,13 @@ export function connectPopups(api, options) {
       { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
       (s) => {
         switch (s.signal) {
-          case 'back':
-            signal({ signal: 'back', from: here });
+          case 'back': {
+            if (tracked) moved();
+            const from = tracked ? left : here;
+            // Back to another part of the same page (a fragment) is not leaving it.
+            if (from.split('#')[0] !== location.href.split('#')[0]) signal({ signal: 'back', from });
             break;
+          }
           case 'time':
             signal({ signal: 'time-on-page', seconds: s.seconds });
             break;
@@ -107,7 +123,7 @@ export function connectPopups(api, options) {
           default:
             signal(s);
         }
-        here = location.href;
+        if (!tracked) here = location.href;
       },
     );
   }

@@ -209,6 +209,27 @@ test('keyboard only: focus moves in, Tab and Shift+Tab cycle inside, Escape clos
   assert.deepEqual(errors, []);
 });
 
+test('after it closes, keys typed go into the page field focus returned to', async () => {
+  const { page, errors } = await open({ body: '<input id="q" aria-label="Search">' });
+  // Closed with Escape from the email field, and with the close button after converting.
+  for (const close of ['escape', 'converted']) {
+    await page.fill('#q', '');
+    await page.focus('#q');
+    await show(page, campaign());
+    if (close === 'converted') {
+      await page.keyboard.type('a@b.co');
+      await page.keyboard.press('Enter');
+      await page.locator('nudge-popup code').waitFor();
+    }
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('nudge-popup').count(), 0);
+    assert.equal(await focusIs(page), 'page:q');
+    await page.keyboard.type('oled');
+    assert.equal(await page.inputValue('#q'), 'oled', close);
+  }
+  assert.deepEqual(errors, []);
+});
+
 test('pointer: a click on the dimmed page dismisses; a drag from the panel to outside does not', async () => {
   const { page, errors } = await open();
   await show(page, campaign());
