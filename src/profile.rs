@@ -23,6 +23,8 @@ pub const MAX_CATEGORIES: usize = 24;
 pub const MAX_TRAITS_BYTES: usize = 2048;
 /// Most tabs remembered in the tab-sync ledger.
 pub const MAX_TABS: usize = 8;
+/// Longest tab id accepted from another tab (the SDK's own are 32 characters).
+const MAX_TAB_ID: usize = 64;
 
 /// The last input applied from one tab (see `web::tabs`): lets the tab that owns the
 /// profile apply each forwarded input exactly once.
@@ -184,9 +186,11 @@ impl Profile {
         self.cart = <Cart as Default>::default();
     }
 
-    /// Records a forwarded input from `tab`; false when it was already applied.
+    /// Records a forwarded input from `tab`; false when it was already applied, or when
+    /// the tab id is longer than any this SDK makes (32 hex digits): such a message did not
+    /// come from a Nudge tab, and its id would only take room in the stored profile.
     pub fn ack(&mut self, tab: &str, seq: u64, now: Millis) -> bool {
-        if self.acks.get(tab).is_some_and(|a| a.seq >= seq) {
+        if tab.len() > MAX_TAB_ID || self.acks.get(tab).is_some_and(|a| a.seq >= seq) {
             return false;
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
@@ -346,5 +350,8 @@ mod tests {
             p.ack(&i.to_string(), 1, i + 1);
         }
         assert_eq!(p.acks.len(), MAX_TABS);
+        let long = "t".repeat(MAX_TAB_ID + 1);
+        assert!(!p.ack(&long, 1, 99), "an id no Nudge tab makes is refused");
+        assert!(p.acks.get(&long).is_none());
     }
 }
