@@ -71,72 +71,70 @@ impl Default for Thresholds {
     }
 }
 
+/// The thresholds' names, as `init({thresholds})`, the site config and `to_json` spell
+/// them, in the order of [`Thresholds::slots`].
+const NAMES: [&str; 12] = [
+    "consideration_views",
+    "consideration_days",
+    "decision_days",
+    "decision_burst_views",
+    "decision_burst_minutes",
+    "affinity_half_life_days",
+    "loyalty_return_hours",
+    "session_timeout_minutes",
+    "cart_abandon_minutes",
+    "exit_pointer_speed",
+    "exit_scroll_speed",
+    "idle_seconds",
+];
+
 /// Overrides read from `init({thresholds})`; any field left out keeps its default.
 #[derive(Debug, Clone, Default)]
-pub struct ThresholdOverrides {
-    consideration_views: Option<f64>,
-    consideration_days: Option<f64>,
-    decision_days: Option<f64>,
-    decision_burst_views: Option<f64>,
-    decision_burst_minutes: Option<f64>,
-    affinity_half_life_days: Option<f64>,
-    loyalty_return_hours: Option<f64>,
-    session_timeout_minutes: Option<f64>,
-    cart_abandon_minutes: Option<f64>,
-    exit_pointer_speed: Option<f64>,
-    exit_scroll_speed: Option<f64>,
-    idle_seconds: Option<f64>,
-}
+pub struct ThresholdOverrides([Option<f64>; 12]);
 
 impl ThresholdOverrides {
     /// Reads each field on its own: a field that is not a number is left out and the
     /// second value is true, so the caller can report it while the others still apply.
     pub fn read(v: &Value) -> (ThresholdOverrides, bool) {
         let mut bad = false;
-        let mut num = |key: &str| {
-            optional::<f64>(v, key).unwrap_or_else(|_| {
+        let mut o = ThresholdOverrides::default();
+        for (slot, key) in o.0.iter_mut().zip(NAMES) {
+            *slot = optional::<f64>(v, key).unwrap_or_else(|_| {
                 bad = true;
                 None
-            })
-        };
-        let o = ThresholdOverrides {
-            consideration_views: num("consideration_views"),
-            consideration_days: num("consideration_days"),
-            decision_days: num("decision_days"),
-            decision_burst_views: num("decision_burst_views"),
-            decision_burst_minutes: num("decision_burst_minutes"),
-            affinity_half_life_days: num("affinity_half_life_days"),
-            loyalty_return_hours: num("loyalty_return_hours"),
-            session_timeout_minutes: num("session_timeout_minutes"),
-            cart_abandon_minutes: num("cart_abandon_minutes"),
-            exit_pointer_speed: num("exit_pointer_speed"),
-            exit_scroll_speed: num("exit_scroll_speed"),
-            idle_seconds: num("idle_seconds"),
-        };
+            });
+        }
         (o, bad)
     }
 }
 
 impl Thresholds {
+    /// Every threshold, in the order of `NAMES`: one loop reads or sets them all, which
+    /// keeps the Wasm smaller than code per field.
+    fn slots(&mut self) -> [&mut f64; 12] {
+        [
+            &mut self.consideration_views,
+            &mut self.consideration_days,
+            &mut self.decision_days,
+            &mut self.decision_burst_views,
+            &mut self.decision_burst_minutes,
+            &mut self.affinity_half_life_days,
+            &mut self.loyalty_return_hours,
+            &mut self.session_timeout_minutes,
+            &mut self.cart_abandon_minutes,
+            &mut self.exit_pointer_speed,
+            &mut self.exit_scroll_speed,
+            &mut self.idle_seconds,
+        ]
+    }
+
     /// Applies overrides, ignoring values that are not positive and finite.
     pub fn apply(&mut self, o: &ThresholdOverrides) {
-        let set = |slot: &mut f64, v: Option<f64>| {
+        for (slot, v) in self.slots().into_iter().zip(o.0) {
             if let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) {
                 *slot = v;
             }
-        };
-        set(&mut self.consideration_views, o.consideration_views);
-        set(&mut self.consideration_days, o.consideration_days);
-        set(&mut self.decision_days, o.decision_days);
-        set(&mut self.decision_burst_views, o.decision_burst_views);
-        set(&mut self.decision_burst_minutes, o.decision_burst_minutes);
-        set(&mut self.affinity_half_life_days, o.affinity_half_life_days);
-        set(&mut self.loyalty_return_hours, o.loyalty_return_hours);
-        set(&mut self.session_timeout_minutes, o.session_timeout_minutes);
-        set(&mut self.cart_abandon_minutes, o.cart_abandon_minutes);
-        set(&mut self.exit_pointer_speed, o.exit_pointer_speed);
-        set(&mut self.exit_scroll_speed, o.exit_scroll_speed);
-        set(&mut self.idle_seconds, o.idle_seconds);
+        }
     }
 
     /// Window for `consideration` views. In milliseconds.
