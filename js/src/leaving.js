@@ -44,6 +44,8 @@ function push(samples, sample) {
  * - `{signal:'back'}`: a same-document back navigation (popstate, not a forward one);
  * - `{signal:'hidden'}`: the tab went hidden;
  * - `{signal:'idle'}`: `options.idleSeconds` passed without input; again only after input;
+ *   or, with `options.idleMarks` (seconds, e.g. [15, 30, 60]), `{signal:'idle', seconds}`
+ *   at each mark reached without input, from the first again after input;
  * - `{signal:'time', seconds}`: for each of `options.timeMarks` (seconds since the start);
  * - `{signal:'scroll', percent}`: the first time scroll depth reaches each of
  *   `options.scrollMarks` (percent of the page seen, bottom of the viewport).
@@ -168,22 +170,33 @@ function start(o, onSignal, off, timers, isStopped) {
     if (document.visibilityState === 'hidden') emit({ signal: 'hidden' });
   });
 
-  // Idle: one timer at a time, pushed back lazily when it finds recent input.
-  if (o.idleSeconds > 0) {
-    const idleMs = o.idleSeconds * 1000;
+  // Idle: one timer at a time, pushed back lazily when it finds recent input. With
+  // `idleMarks` each mark (seconds) reached without input is reported with its seconds,
+  // so the core can compare them with a threshold this file does not know.
+  const idleMarks = Array.isArray(o.idleMarks)
+    ? o.idleMarks.filter((m) => typeof m === 'number' && m > 0).sort((a, b) => a - b)
+    : o.idleSeconds > 0
+      ? [o.idleSeconds]
+      : [];
+  if (idleMarks.length) {
     let last = now();
+    let next = 0; // the next mark to report since the last input
     let waiting = false;
     const arm = () => {
       waiting = true;
-      at(last + idleMs, () => {
-        if (now() - last >= idleMs) {
-          waiting = false;
-          emit({ signal: 'idle' });
+      const ms = idleMarks[next] * 1000;
+      at(last + ms, () => {
+        if (now() - last >= ms) {
+          emit(o.idleMarks ? { signal: 'idle', seconds: idleMarks[next] } : { signal: 'idle' });
+          next++;
+          if (next < idleMarks.length) arm();
+          else waiting = false;
         } else arm();
       });
     };
     const input = () => {
       last = now();
+      next = 0;
       if (!waiting) arm();
     };
     for (const type of ['pointermove', 'pointerdown', 'keydown', 'wheel', 'touchstart', 'scroll']) listen(window, type, input);

@@ -14,15 +14,17 @@ const SCROLL_MARKS = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
 // Upward scroll speeds below this are never exit intent, whatever the site's threshold
 // (keeps ordinary scrolling from reaching the core at all).
 const SCROLL_FLOOR = 500;
+// Idle marks: the core compares each with the site's `idle_seconds` (from init or the site
+// config, which this file never sees), so idleness is reported at several lengths.
+const IDLE_MARKS = [10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600];
 
 /**
  * Starts popups for `api` (the object createApi returns) once the core runs.
- * @param options the init options: `endpoint` and `writeKey` for coupons, `thresholds.idle_seconds`.
+ * @param options the init options: `endpoint` and `writeKey` for coupons.
  * @returns a function that stops watching the page.
  */
 export function connectPopups(api, options) {
   const endpoint = String(options.endpoint || '').replace(/\/+$/, '');
-  const idle = Number(options.thresholds && options.thresholds.idle_seconds) || 60;
   let open = null;
   // A back navigation reports the page it left (the core checks it was a product or cart
   // page). With the Navigation API that is the URL before the latest same-document change
@@ -101,7 +103,7 @@ export function connectPopups(api, options) {
 
   function watch() {
     return watchLeaving(
-      { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleSeconds: idle, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
+      { minPointerSpeed: 0, scrollSpeed: SCROLL_FLOOR, idleMarks: IDLE_MARKS, timeMarks: TIME_MARKS, scrollMarks: SCROLL_MARKS },
       (s) => {
         switch (s.signal) {
           case 'back': {
@@ -116,9 +118,6 @@ export function connectPopups(api, options) {
             break;
           case 'scroll':
             signal({ signal: 'scroll-depth', percent: s.percent });
-            break;
-          case 'idle':
-            signal({ signal: 'idle', seconds: idle });
             break;
           default:
             signal(s);

@@ -659,6 +659,22 @@ test('idle: after idleSeconds without input, once, and again only after input re
   assert.deepEqual(errors, []);
 });
 
+test('idle marks: each mark reached without input is reported with its seconds, from the first again after input', async () => {
+  const { page, errors } = await open();
+  await page.evaluate(() => {
+    window.t.t0 = performance.now();
+    window.t.watch({ idleMarks: [0.4, 0.2] });
+  });
+  await page.waitForFunction(() => window.t.signals.length === 2);
+  const first = await page.evaluate(() => ({ s: window.t.signals, ms: performance.now() - window.t.t0 }));
+  assert.deepEqual(first.s, [{ signal: 'idle', seconds: 0.2 }, { signal: 'idle', seconds: 0.4 }], 'marks in order');
+  assert.ok(first.ms >= 400, `the second mark after ${first.ms} ms`);
+  await page.mouse.move(60, 60);
+  await page.waitForFunction(() => window.t.signals.length === 3);
+  assert.deepEqual((await page.evaluate(() => window.t.signals))[2], { signal: 'idle', seconds: 0.2 }, 'the first mark again after input');
+  assert.deepEqual(errors, []);
+});
+
 test('back: history.back() is reported, going forward again is not', async () => {
   const { page, errors } = await open();
   await page.evaluate(() => {
