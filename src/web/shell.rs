@@ -401,7 +401,16 @@ impl Shell {
 
     /// A message from another tab.
     pub fn receive(&mut self, text: &str) -> Vec<Note> {
+        let hash_before = self.engine.profile.user_hash.clone();
         let r = self.sync.receive(&mut self.engine, text);
+        // An `identify` with a userHash made in another tab reaches the profile here: the
+        // tab that owns the profile reads the merged profile back, as for its own identify.
+        if self.sync.role != Role::Follower
+            && self.engine.profile.user_hash.is_some()
+            && self.engine.profile.user_hash != hash_before
+        {
+            self.read_back_due = true;
+        }
         if r.leader_known {
             self.electing = false;
         }

@@ -4,7 +4,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { suite, profileOf, startNudgeServer, waitUntil } from './helpers.mjs';
+import { suite, sdkPage, watchPage, waitReady, debugInfo, profileOf, startNudgeServer, waitUntil } from './helpers.mjs';
 
 const env = suite({ before, after });
 // One nudge-server for the file, started by the first test (the page server must exist first).
@@ -129,4 +129,38 @@ test('the site config from the server sets the thresholds, and the browser reval
   assert.ok(revalidations[0].etag, 'the config has an ETag');
   assert.equal(revalidations[0].sent, revalidations[0].etag, 'the browser revalidated with the ETag it had');
   assert.deepEqual(shop.errors, []);
+});
+
+test('an identify made in a follower tab brings the merged profile to both tabs', async () => {
+  await server();
+  const user = 'shopper-tabs';
+  const signIn = `nudge.identify('${user}', {}, {userHash: '${userHash(user)}'});`;
+  // Another device already made the user `decision` for TVs.
+  const phone = await env.load(page(`${signIn}\n${tvViews}`));
+  await phone.page.evaluate(() => window.nudge.flush());
+  await waitUntil(async () => (await serverProfile(user))?.stages?.TVs === 'decision', { what: "the phone's TVs on the server" });
+
+  // The laptop: two tabs, neither signed in; then the follower signs in.
+  const url = env.server.page(await sdkPage(env.server, page('')));
+  const { context } = await env.open();
+  const tabs = [];
+  for (let i = 0; i < 2; i++) {
+    const p = await context.newPage();
+    const watch = watchPage(p);
+    await p.goto(url);
+    await waitReady(p);
+    tabs.push({ page: p, ...watch });
+  }
+  const roles = await waitUntil(async () => {
+    const r = await Promise.all(tabs.map(async (t) => (await debugInfo(t.page)).leader));
+    return r.filter(Boolean).length === 1 ? r : null;
+  }, { what: 'one leader among the two tabs' });
+  const follower = tabs[roles.indexOf(false)];
+  await follower.page.evaluate((code) => new Function(code)(), signIn);
+  for (const t of tabs) {
+    await waitUntil(async () => (await profileOf(t.page)).stages.TVs === 'decision', {
+      what: 'each laptop tab to learn the phone\'s TVs',
+    });
+  }
+  assert.deepEqual(tabs.flatMap((t) => t.errors), []);
 });
