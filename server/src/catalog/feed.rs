@@ -80,11 +80,14 @@ impl Feed {
     }
 }
 
+/// One site's place in the cache: its last feed, locked while a new one is built.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Feed>>>>;
+
 /// Built feeds per site, on this node.
 #[derive(Debug)]
 pub struct FeedCache {
     refresh: Duration,
-    sites: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Feed>>>>>>,
+    sites: Mutex<HashMap<String, Slot>>,
 }
 
 impl FeedCache {
