@@ -330,9 +330,62 @@ async fn the_cli_loads_a_file_and_refuses_a_bad_one(backend: Backend) {
     srv.stop().await;
 }
 
+/// `n` products shaped like a real store's (about 190 bytes each as JSON).
+fn many_products(n: usize) -> Value {
+    let categories = ["TVs", "Phones", "Laptops", "Headphones", "Cameras", "Home"];
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                let category = categories[i % categories.len()];
+                json!({"id": format!("sku-{i:06}"), "name": format!("{category} model {i} with a longer name"),
+                       "category": category, "brand": format!("Brand {}", i % 40), "price": (i % 2000) as f64 + 0.99,
+                       "image": format!("/img/sku-{i:06}.svg"), "url": format!("/p/sku-{i:06}"), "in_stock": i % 7 != 0})
+            })
+            .collect(),
+    )
+}
+
+async fn the_largest_catalogue_loads_and_one_more_product_is_refused(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let body = many_products(50_000).to_string();
+    let started = std::time::Instant::now();
+    let (status, answer) = put_catalog(&srv, "application/json", body.clone()).await;
+    let load = started.elapsed();
+    assert_eq!((status, &answer["products"]), (200, &json!(50_000)), "{answer}");
+    let started = std::time::Instant::now();
+    let (status, etag, feed_body) = feed(&srv, None).await;
+    let build = started.elapsed();
+    assert_eq!(status, 200);
+    let served = rows(&feed_body);
+    assert_eq!((served.len(), &served[49_999]["id"]), (50_000, &json!("sku-049999")));
+    let started = std::time::Instant::now();
+    assert_eq!(feed(&srv, Some(&etag)).await.0, 304);
+    let cached = started.elapsed();
+    let response = srv
+        .client
+        .get(format!("{}/v1/catalog/feed?writeKey={}", srv.url, srv.site.write_key))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    let gzip = response.bytes().await.unwrap().len();
+    eprintln!(
+        "{backend:?}: 50,000 products ({} KB JSON) loaded in {load:?}; feed built in {build:?}, {} KB ({} KB gzip); \
+         cached 304 in {cached:?}",
+        body.len() / 1000,
+        feed_body.len() / 1000,
+        gzip / 1000
+    );
+    let (status, answer) = put_catalog(&srv, "application/json", many_products(50_001).to_string()).await;
+    assert_eq!((status, answer["message"].as_str().unwrap()), (400, "at most 50000 products per site, not 50001"));
+    assert_eq!(feed(&srv, Some(&etag)).await.0, 304);
+    srv.stop().await;
+}
+
 on_both_backends!(
     the_api_loads_json_and_csv_and_serves_a_revalidated_feed,
     keys_and_origins_are_checked,
     popularity_weighs_the_last_30_days_of_events,
     the_cli_loads_a_file_and_refuses_a_bad_one,
+    the_largest_catalogue_loads_and_one_more_product_is_refused,
 );

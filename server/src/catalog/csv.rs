@@ -64,9 +64,11 @@ pub fn records(text: &str) -> Result<Vec<Record>, String> {
                     }
                     match chars.peek() {
                         None | Some(',' | '\n' | '\r') => {}
-                        Some(_) => return Err(format!(
+                        Some(_) => {
+                            return Err(format!(
                             "line {line}: text after a closing quote (a quote inside a quoted field is written \"\")"
-                        )),
+                        ))
+                        }
                     }
                 }
                 Some('"') => {
