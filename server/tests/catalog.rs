@@ -272,6 +272,8 @@ async fn popularity_weighs_the_last_30_days_of_events(backend: Backend) {
         event("o-bad", "Order Completed", json!({"order_id": "o2", "products": {"product_id": "tv-2"}}), 2),
         event("x1", "Product Viewed", json!({"product_id": "not-in-catalogue"}), 0),
         event("x2", "Product Clicked", json!({"product_id": "tv-2"}), 0),
+        // PostgreSQL's jsonb cannot hold \u0000: such a message is left out, not a failure.
+        event("nul", "Product Viewed", json!({"product_id": "tv-2", "note": "a\u{0}b"}), 0),
     ])
     .await;
     let (status, etag, body) = feed(&srv, Some(&empty_etag)).await;

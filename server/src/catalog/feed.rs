@@ -175,13 +175,16 @@ pub fn body(products: &[Product], counts: &HashMap<String, i64>) -> String {
 }
 
 /// Weighted event counts per product id over the events since `since_ms` (see the module
-/// documentation).
+/// documentation). Messages whose text holds `\u0000` are left out on both backends:
+/// PostgreSQL's `jsonb` cannot hold it, and one such message from a page must not make the
+/// whole count fail.
 pub async fn popularity(db: &mut Db<'_>, site_id: &str, since_ms: i64) -> Result<HashMap<String, i64>, StoreError> {
     let rows: Vec<(Option<String>, i64)> = on_db!(db, |c, d| {
         let sql = match d {
             Dialect::Sqlite => format!(
                 "WITH recent AS (SELECT event, body FROM events WHERE site_id = $1 \
-                   AND event IN ('Product Viewed', 'Product Added', 'Order Completed') AND timestamp_ms >= $2) \
+                   AND event IN ('Product Viewed', 'Product Added', 'Order Completed') AND timestamp_ms >= $2 \
+                   AND instr(body, '\\u0000') = 0) \
                  SELECT pid, SUM(w) FROM ( \
                    SELECT CAST(json_extract(body, '$.properties.product_id') AS TEXT) AS pid, \
                      CASE event WHEN 'Product Viewed' THEN {VIEW_WEIGHT} ELSE {ADD_WEIGHT} END AS w \
@@ -194,8 +197,11 @@ pub async fn popularity(db: &mut Db<'_>, site_id: &str, since_ms: i64) -> Result
                  ) AS t WHERE pid IS NOT NULL GROUP BY pid"
             ),
             Dialect::Postgres => format!(
-                "WITH recent AS (SELECT event, body::jsonb -> 'properties' AS props FROM events WHERE site_id = $1 \
-                   AND event IN ('Product Viewed', 'Product Added', 'Order Completed') AND timestamp_ms >= $2) \
+                "WITH recent AS (SELECT event, \
+                   CASE WHEN strpos(body, '\\u0000') = 0 THEN body::jsonb -> 'properties' END AS props \
+                   FROM events WHERE site_id = $1 \
+                   AND event IN ('Product Viewed', 'Product Added', 'Order Completed') AND timestamp_ms >= $2 \
+                   AND strpos(body, '\\u0000') = 0) \
                  SELECT pid, SUM(w)::BIGINT FROM ( \
                    SELECT props ->> 'product_id' AS pid, \
                      CASE event WHEN 'Product Viewed' THEN {VIEW_WEIGHT} ELSE {ADD_WEIGHT} END AS w \
