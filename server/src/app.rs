@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::{json_response, ApiError};
 pub use crate::state::{now_ms, App};
 use crate::store::Store;
-use crate::{abandon, api, campaigns, cors, coupons, email, erase, feed, ingest, site_config, webhooks};
+use crate::{abandon, api, campaigns, catalog, cors, coupons, email, erase, feed, ingest, site_config, webhooks};
 
 /// All routes.
 pub fn router(app: Arc<App>) -> Router {
@@ -25,6 +25,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/config", get(site_config::get).put(site_config::put).options(cors::preflight))
         .route("/v1/campaigns", get(campaigns::api::get).put(campaigns::api::put))
         .route("/v1/campaigns/{id}/report", get(campaigns::report::get))
+        .route("/v1/catalog", axum::routing::put(catalog::api::put))
+        .route("/v1/catalog/feed", get(catalog::feed::get).options(cors::preflight))
         .route("/v1/coupons", post(coupons::issue).options(cors::preflight))
         .route("/v1/profile", get(api::read_back).options(cors::preflight))
         .route("/v1/profiles", get(api::list))

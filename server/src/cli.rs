@@ -50,6 +50,15 @@ pub enum Command {
         /// What to do.
         action: crate::campaigns::api::CliAction,
     },
+    /// `catalog load`: replace a site's catalogue from a JSON or CSV file; prints JSON.
+    Catalog {
+        /// Where the site is.
+        database: Database,
+        /// The site id.
+        site: String,
+        /// The file: `.json` (an array of products) or `.csv` (a header row, then products).
+        file: String,
+    },
     /// `--help`.
     Help,
     /// `--version`.
@@ -69,6 +78,7 @@ USAGE:
     nudge-server webhook remove --site ID --id WEBHOOK_ID [--db PATH | --database-url URL]
     nudge-server campaigns load --site ID --file campaigns.json|campaigns.toml [--db PATH | --database-url URL]
     nudge-server campaigns list --site ID [--db PATH | --database-url URL]
+    nudge-server catalog load --site ID --file products.json|products.csv [--db PATH | --database-url URL]
     nudge-server --help | --version
 
 DATABASE (every command):
@@ -94,6 +104,8 @@ SERVE:
     --no-webhook-worker       do not deliver webhooks from this process (another node does)
                                                                      [env NUDGE_WEBHOOK_WORKER=0]
     --abandon-poll-ms N       pause of the cart abandonment worker   [env NUDGE_ABANDON_POLL_MS, default 250]
+    --catalog-refresh-minutes M  serve a built catalogue feed this long before counting product
+                              popularity again; 0 = every request   [env NUDGE_CATALOG_REFRESH_MINUTES, default 10]
 
 EMAIL (serve; without --smtp-url no emails are sent):
     --smtp-url URL            smtp://user:pass@host:port (plain; add ?tls=required for STARTTLS)
@@ -132,6 +144,13 @@ CAMPAIGNS:
     --file PATH               (load) the site's whole campaign list: a JSON array, or TOML
                               with [[campaigns]] tables (by extension: .json or .toml); it
                               replaces the list, and a file with any mistake changes nothing
+
+CATALOG:
+    --site ID                 the site
+    --file PATH               (load) the site's whole catalogue: a JSON array of products, or
+                              CSV with a header row id,name,category,brand,price,image,url,in_stock
+                              (by extension: .json or .csv); it replaces the catalogue, and a
+                              file with any mistake changes nothing
 
 Migrations run at start. Flags also take the form --flag=value.
 ";
@@ -183,7 +202,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             | "consent-wait-ms"
             | "mail-poll-ms"
             | "mail-backoff-ms"
-            | "abandon-poll-ms" => {
+            | "abandon-poll-ms"
+            | "catalog-refresh-minutes" => {
                 let v = value()?;
                 flags.values.push((name.to_string(), v));
             }
@@ -228,6 +248,12 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
             };
             Ok(Command::Campaigns { database: flags.database(env)?, site, action })
         }
+        ["catalog", "load"] => {
+            let site = flags.get("site").ok_or("catalog load needs --site ID")?.to_string();
+            let file = flags.get("file").ok_or("catalog load needs --file PATH")?.to_string();
+            Ok(Command::Catalog { database: flags.database(env)?, site, file })
+        }
+        ["catalog", verb] => Err(format!("unknown command \"catalog {verb}\" (load)")),
         _ => Err(format!("unknown command {:?}", words.join(" "))),
     }
 }
@@ -309,6 +335,16 @@ impl Flags {
                 ..Default::default()
             },
             email: crate::email::settings_from(&|flag, var| self.lookup(flag, var, env))?,
+            catalog_refresh: Duration::from_secs_f64(
+                self.number(
+                    "catalog-refresh-minutes",
+                    "NUDGE_CATALOG_REFRESH_MINUTES",
+                    defaults.catalog_refresh.as_secs_f64() / 60.0,
+                    env,
+                )?
+                .min(525_600.0)
+                    * 60.0,
+            ),
         })
     }
 
@@ -411,6 +447,21 @@ mod tests {
         assert!(parse(&args("campaigns load --file c.json"), &no_env).is_err());
         assert!(parse(&args("campaigns drop --site s1"), &no_env).is_err());
         assert!(HELP.contains("campaigns load --site ID --file") && HELP.contains("campaigns list --site ID"));
+    }
+
+    #[test]
+    fn catalog_commands() {
+        let cmd = parse(&args("catalog load --site s1 --file p.csv"), &no_env).unwrap();
+        let Command::Catalog { site, file, .. } = cmd else { panic!("not catalog") };
+        assert_eq!((site.as_str(), file.as_str()), ("s1", "p.csv"));
+        assert!(parse(&args("catalog load --site s1"), &no_env).is_err());
+        assert!(parse(&args("catalog load --file p.json"), &no_env).is_err());
+        assert!(parse(&args("catalog drop --site s1"), &no_env).is_err());
+        let Command::Serve(c) = parse(&args("serve --catalog-refresh-minutes 0.5"), &no_env).unwrap() else { panic!() };
+        assert_eq!(c.catalog_refresh, Duration::from_secs(30));
+        let Command::Serve(c) = parse(&args("serve"), &no_env).unwrap() else { panic!() };
+        assert_eq!(c.catalog_refresh, Duration::from_secs(600));
+        assert!(HELP.contains("catalog load --site ID --file") && HELP.contains("NUDGE_CATALOG_REFRESH_MINUTES"));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct Config {
     pub abandon: crate::abandon::Settings,
     /// Emails (SMTP, links, reminder times).
     pub email: crate::email::Settings,
+    /// How long a built catalogue feed is served before product popularity is counted
+    /// again (a new catalogue is served at once).
+    pub catalog_refresh: std::time::Duration,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             webhooks: crate::webhooks::worker::Settings::default(),
             abandon: crate::abandon::Settings::default(),
             email: crate::email::Settings::default(),
+            catalog_refresh: crate::catalog::feed::DEFAULT_REFRESH,
         }
     }
 }

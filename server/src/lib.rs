@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod campaigns;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod cors;

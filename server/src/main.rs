@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use nudge_server::cli::{self, Command, HELP};
 use nudge_server::store::Store;
-use nudge_server::{app, campaigns, site_config, sites, webhooks};
+use nudge_server::{app, campaigns, catalog, site_config, sites, webhooks};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         }
         Command::Campaigns { database, site, action } => {
             runtime.block_on(campaigns::api::cli(&database, &site, &action)).map(|out| print_out(&out))
+        }
+        Command::Catalog { database, site, file } => {
+            runtime.block_on(catalog::api::cli(&database, &site, &file)).map(|out| print_out(&out))
         }
         Command::Webhook { database, site, action } => {
             runtime.block_on(webhooks::cli(&database, &site, &action)).map(|out| print_out(&out))

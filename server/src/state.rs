@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::catalog::feed::FeedCache;
 use crate::config::Config;
 use crate::limits::RateLimiter;
 use crate::sites::SiteCache;
@@ -23,6 +24,8 @@ pub struct App {
     pub addr_limiter: RateLimiter,
     /// Whether `X-Forwarded-For` names the client.
     pub trust_forwarded_for: bool,
+    /// Built catalogue feeds per site.
+    pub catalog: FeedCache,
 }
 
 impl App {
@@ -34,6 +37,7 @@ impl App {
             key_limiter: RateLimiter::new(config.key_rate),
             addr_limiter: RateLimiter::new(config.addr_rate),
             trust_forwarded_for: config.trust_forwarded_for,
+            catalog: FeedCache::new(config.catalog_refresh),
         })
     }
 }

@@ -22,6 +22,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "abandon_email",
         sql: include_str!("../../migrations/sqlite/0005_abandon_email.sql"),
     },
+    Migration { version: 6, name: "catalog", sql: include_str!("../../migrations/sqlite/0006_catalog.sql") },
 ];
 
 /// PostgreSQL's migrations, the same changes in its dialect.
@@ -35,6 +36,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "abandon_email",
         sql: include_str!("../../migrations/postgres/0005_abandon_email.sql"),
     },
+    Migration { version: 6, name: "catalog", sql: include_str!("../../migrations/postgres/0006_catalog.sql") },
 ];
 
 /// The bookkeeping table, valid in both dialects.
