@@ -357,6 +357,7 @@
     let last = null;
     function setOpen(open) {
       root.hidden = !open;
+      document.body.classList.toggle('inspecting', open);
       toggle.setAttribute('aria-expanded', String(open));
       store(sessionStorage, INSPECTOR_KEY, open);
       if (open) render(last);

@@ -126,19 +126,25 @@ test('browsing TVs, adding one and checking out with a coupon tracks the e-comme
   await visit(page, '/c/tvs.html');
   for (const tv of tvs) await visit(page, tv.url);
   const chosen = tvs[2];
-  await page.click('.product [data-add]');
-  await page.waitForFunction(() => window.nudge.profile().cart.items.length === 1);
 
-  // The inspector, opened with its button, shows the stage per category.
+  // The inspector, opened with its button, shows the stage per category, and follows the
+  // profile as it changes: three views make TVs `consideration`, a cart add `decision`.
   await page.click('#inspector-toggle');
+  assert.equal(await page.getAttribute('#inspector-toggle', 'aria-expanded'), 'true');
   const tvStage = page.locator('#inspector dd[data-category="TVs"]');
   await tvStage.waitFor();
-  assert.equal(await tvStage.textContent(), 'decision');
-  assert.equal(await page.getAttribute('#inspector-toggle', 'aria-expanded'), 'true');
-  assert.match(await page.locator('#inspector-outbox').textContent(), /Product Added · tv-/);
+  assert.equal(await tvStage.textContent(), 'consideration');
+  await page.click('.product [data-add]');
+  await page.waitForFunction(() => document.querySelector('#inspector dd[data-category="TVs"]').textContent === 'decision', null, { timeout: 5000 });
+  assert.equal(await tvStage.getAttribute('data-stage'), 'decision');
+  assert.match(await page.locator('#inspector-outbox').textContent(), new RegExp(`Product Added · ${chosen.id}`));
 
+  // In the cart: one more, then one less.
   await visit(page, '/cart.html');
   assert.match(await page.textContent('#cart'), new RegExp(chosen.name.replace(/[."]/g, '.')));
+  await page.getByRole('button', { name: `One more ${chosen.name}` }).click();
+  await page.getByRole('button', { name: `One less ${chosen.name}` }).click();
+  assert.equal(await page.textContent('#cart-count'), '(1)');
   await page.click('#to-checkout');
   await page.waitForURL('**/checkout.html');
   await waitReady(page);
@@ -157,11 +163,11 @@ test('browsing TVs, adding one and checking out with a coupon tracks the e-comme
     'Product List Viewed',
     'Product Viewed', 'Product Viewed', 'Product Viewed',
     'Product Added',
-    'Cart Viewed',
+    'Cart Viewed', 'Product Added', 'Product Removed',
     'Checkout Started', 'Coupon Entered', 'Coupon Applied',
     'Order Completed',
   ]);
-  const [list, v1, v2, v3, added, cartViewed, checkout, entered, applied, order] = events.map((m) => m.properties);
+  const [list, v1, v2, v3, added, cartViewed, more, less, checkout, entered, applied, order] = events.map((m) => m.properties);
   const origin = env.server.origin;
   const productProps = (p) => ({
     product_id: p.id, sku: p.id, name: p.name, brand: p.brand, category: p.category, price: p.price,
@@ -182,6 +188,8 @@ test('browsing TVs, adding one and checking out with a coupon tracks the e-comme
     return { ...rest, quantity: 1 };
   };
   assert.deepEqual(cartViewed, { cart_id: added.cart_id, products: [lineOf(chosen)] });
+  assert.deepEqual(more, added);
+  assert.deepEqual(less, added);
 
   assert.match(checkout.order_id, /^order-/);
   assert.deepEqual(checkout, {
