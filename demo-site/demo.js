@@ -12,6 +12,7 @@
   const CHECKOUT_KEY = 'nudge-demo:checkout';
   const ORDER_KEY = 'nudge-demo:order';
   const INSPECTOR_KEY = 'nudge-demo:inspector';
+  const SEEN_KEY = 'nudge-demo:seen';
 
   // el('p', {class: 'x'}, 'text') or el('div', {}, [nodes]); attributes named on* are listeners.
   function el(tag, attrs = {}, content = []) {
@@ -363,6 +364,12 @@
       if (open) render(last);
     }
     toggle.addEventListener('click', () => setOpen(root.hidden));
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && !root.hidden) {
+        setOpen(false);
+        toggle.focus();
+      }
+    });
 
     const section = (title, rows, attrs = {}) => el('section', attrs, [
       el('h3', {}, title),
@@ -379,12 +386,25 @@
       return what ? `${name} · ${what}` : name;
     };
 
+    // With a server, messages leave the outbox within seconds; the inspector remembers the
+    // last ones it saw there (for this tab's session), to list them as sent or waiting.
+    function remember(outbox) {
+      const seen = store(sessionStorage, SEEN_KEY) || [];
+      const known = new Set(seen.map((s) => s.id));
+      const fresh = outbox.filter((m) => !known.has(m.messageId)).map((m) => ({ id: m.messageId, text: describe(m) }));
+      if (!fresh.length) return seen;
+      return store(sessionStorage, SEEN_KEY, [...seen, ...fresh].slice(-15)) || [];
+    }
+
     function render(p) {
       last = p;
-      if (!p || root.hidden) return;
+      if (!p) return;
       const info = nudge.debug();
-      const c = p.cart;
       const outbox = info ? info.outbox : [];
+      const recent = remember(outbox);
+      if (root.hidden) return;
+      const waiting = new Set(outbox.map((m) => m.messageId));
+      const c = p.cart;
       body.replaceChildren(
         section('Journey', [
           ['overall', p.stage || '–', p.stage ? { 'data-stage': p.stage } : {}],
@@ -401,12 +421,16 @@
         section('Consent', Object.entries(p.consent).map(([k, v]) => [k, v ? 'granted' : 'refused'])),
         section('Identity', [['anonymousId', p.anonymousId], ['userId', p.userId || '–'], ['email', p.traits.email || '–']]),
         section('Outbox', info ? [
-          ['waiting', outbox.length],
+          ['waiting to send', outbox.length],
           ['this tab', info.role],
           ['storage', info.storage],
           ['failed sends', info.failures],
         ] : []),
-        el('ol', { class: 'outbox', id: 'inspector-outbox', reversed: '' }, outbox.slice(-12).reverse().map((m) => el('li', {}, describe(m)))),
+        el('h3', {}, 'Latest messages'),
+        el('ol', { class: 'outbox', id: 'inspector-outbox' }, recent.slice().reverse().map((m) => el('li', {}, [
+          el('span', {}, m.text),
+          el('span', { class: waiting.has(m.id) ? 'waiting' : 'sent' }, waiting.has(m.id) ? ' waiting' : ' sent'),
+        ]))),
       );
     }
 
