@@ -9,13 +9,13 @@
 // The hand-written parts (demo.js, demo.css) are copied in beside the pages; scripts/demo
 // runs this before serving the store.
 
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const DEFAULT_SEED = 20261124;
-const CURRENCY = 'USD';
+const MARKER = '.demo-store';
 
 // mulberry32: a small, well-known 32-bit PRNG; the same seed gives the same sequence.
 function prng(seed) {
@@ -422,13 +422,21 @@ function main() {
     process.exit(1);
   }
   const files = makeStore(seed);
+  // The output is replaced as a whole, but only an empty directory or an earlier output
+  // (with its marker file) is ever removed: a mistyped --out cannot wipe anything else.
+  if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
+    console.error(`generate.mjs: ${out} is not empty and not an earlier demo store; pick another --out`);
+    process.exit(1);
+  }
   rmSync(out, { recursive: true, force: true });
   for (const [rel, text] of files) {
     mkdirSync(dirname(join(out, rel)), { recursive: true });
     writeFileSync(join(out, rel), text);
   }
   for (const f of ['demo.js', 'demo.css']) copyFileSync(join(HERE, f), join(out, f));
-  console.log(`demo store: ${files.size + 2} files in ${out} (catalog.json: ${makeCatalog(seed).length} products)`);
+  writeFileSync(join(out, MARKER), 'made by demo-site/generate.mjs; replaced on every run\n');
+  const products = [...files.keys()].filter((f) => f.startsWith('p/')).length;
+  console.log(`demo store: ${products} products, ${files.size + 2} files in ${out}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
