@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Serves the demo store on 127.0.0.1: demo-site/ at /, the built SDK (js/dist) at /sdk/.
-// Port from $PORT (default 8780; 0 picks a free one). Node's standard library only.
-// scripts/demo builds js/dist first and then runs this; run it alone to skip the build.
+// Serves the demo store on 127.0.0.1: demo-site/dist/ (made by demo-site/generate.mjs) at /,
+// the built SDK (js/dist) at /sdk/. Port from $PORT (default 8780; 0 picks a free one).
+// Node's standard library only. scripts/demo builds js/dist and generates the store first,
+// then runs this; run it alone to skip the builds.
 //
 // With NUDGE_SERVER=http://127.0.0.1:8700 and NUDGE_WRITE_KEY=wk_..., it also passes /v1/*
 // to that nudge-server (so the pages' `endpoint: location.origin` reaches it, same-origin)
@@ -14,7 +15,7 @@ import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SITE = join(ROOT, 'demo-site');
+const SITE = join(ROOT, 'demo-site', 'dist');
 const DIST = join(ROOT, 'js', 'dist');
 const HOST = '127.0.0.1';
 const TYPES = {
@@ -36,6 +37,9 @@ const port = Number(process.env.PORT ?? 8780);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`PORT must be a port number, got '${process.env.PORT}'`);
 if (!existsSync(join(DIST, 'nudge.min.js')) || !existsSync(join(DIST, 'nudge.wasm'))) {
   fail('js/dist has no nudge.min.js or nudge.wasm; run scripts/build first (scripts/demo does both)');
+}
+if (!existsSync(join(SITE, 'index.html'))) {
+  fail('demo-site/dist is missing; run `node demo-site/generate.mjs` first (scripts/demo does)');
 }
 
 // The file under `base` that `rel` names, or null when it would leave `base`.
@@ -97,7 +101,7 @@ server.on('error', (e) => {
 
 server.listen(port, HOST, () => {
   console.log(`Nudge demo: open http://${HOST}:${server.address().port}/`);
-  console.log('(serving demo-site/ and js/dist at /sdk/; Ctrl-C stops it)');
+  console.log('(serving demo-site/dist and js/dist at /sdk/; Ctrl-C stops it)');
   if (NUDGE_SERVER) console.log(`(events go to the nudge-server at ${NUDGE_SERVER.origin} through /v1/)`);
 });
 
