@@ -42,7 +42,8 @@ function push(samples, sample) {
  *   `options.touch: true`); once per fling, with the speed measured when it first passed
  *   the threshold;
  * - `{signal:'back'}`: a same-document back navigation (popstate, not a forward one);
- * - `{signal:'hidden'}`: the tab went hidden;
+ * - `{signal:'hidden'}`: the tab went hidden; `unloading: true` when the page is being left
+ *   (pagehide came first: another page, or the tab closing);
  * - `{signal:'idle'}`: `options.idleSeconds` passed without input; again only after input;
  *   or, with `options.idleMarks` (seconds, e.g. [15, 30, 60]), `{signal:'idle', seconds}`
  *   at each mark reached without input, from the first again after input;
@@ -166,8 +167,13 @@ function start(o, onSignal, off, timers, isStopped) {
     lastIndex = i;
   });
 
+  // A page that is being left (pagehide came first) also goes hidden: flagged, since moving
+  // to the store's next page is not leaving the store.
+  let unloading = false;
+  listen(window, 'pagehide', () => (unloading = true));
+  listen(window, 'pageshow', () => (unloading = false));
   listen(document, 'visibilitychange', () => {
-    if (document.visibilityState === 'hidden') emit({ signal: 'hidden' });
+    if (document.visibilityState === 'hidden') emit(unloading ? { signal: 'hidden', unloading: true } : { signal: 'hidden' });
   });
 
   // Idle: one timer at a time, pushed back lazily when it finds recent input. With

@@ -113,6 +113,10 @@ export function connectPopups(api, options) {
             if (from.split('#')[0] !== location.href.split('#')[0]) signal({ signal: 'back', from });
             break;
           }
+          case 'hidden':
+            // Going to another page of the store hides this one too: that is not leaving.
+            if (!s.unloading) signal({ signal: 'hidden' });
+            break;
           case 'time':
             signal({ signal: 'time-on-page', seconds: s.seconds });
             break;

@@ -624,7 +624,19 @@ test('scroll-up on a touch phone: a fast swipe up is reported with its speed, a 
   assert.deepEqual(errors, []);
 });
 
-test('hidden: the tab going hidden (here: the shopper navigates away) is reported', async () => {
+test('hidden: a tab that goes hidden while its page stays is reported without the unloading flag', async () => {
+  const { page, errors } = await open();
+  await page.evaluate(() => {
+    window.t.watch({});
+    // Headless Chromium does not hide a background tab; the document's own state stands in.
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  assert.deepEqual(await page.evaluate(() => window.t.signals), [{ signal: 'hidden' }]);
+  assert.deepEqual(errors, []);
+});
+
+test('hidden: the tab going hidden because the shopper navigates away is reported as unloading', async () => {
   const { page, errors } = await open();
   // The signal is sent with sendBeacon, as the SDK would, since the page goes away.
   await page.evaluate(async () => {
@@ -634,7 +646,7 @@ test('hidden: the tab going hidden (here: the shopper navigates away) is reporte
   await page.goto(server.page('<p>elsewhere</p>'));
   const deadline = Date.now() + 5000;
   while (!server.batches.some((b) => b.leaving) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(server.batches.filter((b) => b.leaving).map((b) => b.leaving), [{ signal: 'hidden' }]);
+  assert.deepEqual(server.batches.filter((b) => b.leaving).map((b) => b.leaving), [{ signal: 'hidden', unloading: true }]);
   assert.deepEqual(errors, []);
 });
 

@@ -159,6 +159,8 @@ test('browsing TVs, adding one and checking out with a coupon tracks the e-comme
 
   const info = await debugInfo(page);
   const events = storeEvents(info);
+  // Moving between the store's pages hides each page in turn; that is not leaving the store.
+  assert.deepEqual(info.outbox.filter((m) => /Abandon Intent/.test(m.event || '')).map((m) => m.event), []);
   assert.deepEqual(events.map((m) => m.event), [
     'Product List Viewed',
     'Product Viewed', 'Product Viewed', 'Product Viewed',
