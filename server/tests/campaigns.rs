@@ -366,6 +366,13 @@ async fn the_report_adds_up_a_hand_made_event_set(backend: Backend) {
         bought("o4", t3, 200.0, 5),
         bought("o5", h1, 80.0, 20),
         bought("o6", ("z1", None), 999.0, 20),
+        // A message whose text holds \u0000 (PostgreSQL's jsonb cannot) is left out, and the
+        // report still answers.
+        {
+            let mut m = popup("p9", ("t9", None), "Popup Shown", "tv", 10);
+            m["properties"]["note"] = json!("a\u{0}b");
+            m
+        },
     ])
     .await;
     let (status, report) = srv.secret_get("/v1/campaigns/tv/report").await;

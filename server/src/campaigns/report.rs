@@ -185,8 +185,14 @@ fn person_of(e: &StoredEvent, links: &std::collections::HashMap<String, String>)
 /// The campaign's popup and coupon-misuse events.
 async fn campaign_events(db: &mut Db<'_>, site_id: &str, campaign_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
     let campaign_of = |d: Dialect| match d {
-        Dialect::Sqlite => "json_extract(body, '$.properties.campaign_id')",
-        Dialect::Postgres => "(body::jsonb -> 'properties' ->> 'campaign_id')",
+        Dialect::Sqlite => {
+            "(CASE WHEN instr(body, '\\u0000') = 0 THEN json_extract(body, '$.properties.campaign_id') END)"
+        }
+        // jsonb cannot hold `\u0000`: such a message (any client can send one) is left out,
+        // on both backends alike, rather than failing the whole report.
+        Dialect::Postgres => {
+            "(CASE WHEN strpos(body, '\\u0000') = 0 THEN body::jsonb -> 'properties' ->> 'campaign_id' END)"
+        }
     };
     Ok(on_db!(db, |c, d| {
         let sql = format!(
