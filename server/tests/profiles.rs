@@ -298,8 +298,17 @@ async fn the_change_feed_misses_nothing_and_repeats_nothing(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let tv = product("tv-1", "TVs", 10.0);
     srv.send((0..10).map(|i| track(&format!("f{i}"), "feed-a", "Product Viewed", i, tv.clone())).collect()).await;
-    let (first, cursor) = read_feed(&srv, String::new(), 3).await;
     let all: Vec<String> = srv.all_events().await.into_iter().map(|e| e.event.message_id).collect();
+    // On PostgreSQL the feed shows rows once every older transaction has ended, other tests'
+    // included: read it again until it has caught up (or the deadline says it never will).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (first, cursor) = loop {
+        let (ids, cursor) = read_feed(&srv, String::new(), 3).await;
+        if ids.len() >= all.len() || std::time::Instant::now() > deadline {
+            break (ids, cursor);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert_eq!(first, all, "every stored message, Stage Changed included, in order");
     assert!(first.iter().any(|id| id.starts_with("nudge-stage-")));
     // Nothing new: the cursor stays put.
