@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::error::{json_response, ApiError};
 pub use crate::state::{now_ms, App};
 use crate::store::Store;
-use crate::{abandon, api, campaigns, catalog, cors, coupons, email, erase, feed, ingest, site_config, webhooks};
+use crate::{
+    abandon, api, campaigns, catalog, cors, coupons, dashboard, email, erase, feed, ingest, site_config, webhooks,
+};
 
 /// All routes.
 pub fn router(app: Arc<App>) -> Router {
@@ -37,6 +39,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::api::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::api::deliveries))
         .route("/v1/unsubscribe", get(email::unsubscribe::handle).post(email::unsubscribe::handle))
+        .route("/v1/dashboard/summary", get(dashboard::summary::get))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/dashboard.js", get(dashboard::script))
+        .route("/dashboard/dashboard.css", get(dashboard::style))
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(app)

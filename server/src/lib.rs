@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod coupons;
+pub mod dashboard;
 pub mod email;
 pub mod erase;
 pub mod error;
