@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/dashboard.js", get(dashboard::script))
         .route("/dashboard/dashboard.css", get(dashboard::style))
+        .route("/dashboard/favicon.svg", get(dashboard::icon))
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(app)

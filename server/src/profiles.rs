@@ -574,13 +574,12 @@ pub fn stage_of(row: &ProfileRow, category: Option<&str>, th: &Thresholds, now_m
     }
 }
 
+/// A profile's overall stage (if any) and the stage of each of its categories.
+pub type Stages = (Option<&'static str>, Vec<(String, &'static str)>);
+
 /// The overall stage and the stage of every category of a stored profile as of `now_ms`
 /// (one decode for all of them; `None` when the row cannot be read).
-pub fn stages_of(
-    row: &ProfileRow,
-    th: &Thresholds,
-    now_ms: i64,
-) -> Option<(Option<&'static str>, Vec<(String, &'static str)>)> {
+pub fn stages_of(row: &ProfileRow, th: &Thresholds, now_ms: i64) -> Option<Stages> {
     let profile = decode(&row.state)?;
     let now = (now_ms.max(0) as u64).max(row.last.at);
     let categories = profile.stages(now, th).into_iter().map(|(c, s)| (c.to_string(), s.name())).collect();

@@ -15,6 +15,11 @@ use axum::response::{IntoResponse, Response};
 const PAGE: &str = include_str!("index.html");
 const SCRIPT: &str = include_str!("dashboard.js");
 const STYLE: &str = include_str!("dashboard.css");
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+                    <rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#2a5d9f\"/>\
+                    <rect x=\"3\" y=\"9\" width=\"2\" height=\"4\" fill=\"#fff\"/>\
+                    <rect x=\"7\" y=\"6\" width=\"2\" height=\"7\" fill=\"#fff\"/>\
+                    <rect x=\"11\" y=\"3\" width=\"2\" height=\"10\" fill=\"#fff\"/></svg>";
 
 /// The policy of the page and its files.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -46,4 +51,9 @@ pub async fn script() -> Response {
 /// `GET /dashboard/dashboard.css`.
 pub async fn style() -> Response {
     file(STYLE, "text/css; charset=utf-8")
+}
+
+/// `GET /dashboard/favicon.svg`.
+pub async fn icon() -> Response {
+    file(ICON, "image/svg+xml")
 }

@@ -235,7 +235,7 @@ pub fn recovered_orders(abandoned: &[(String, i64)], orders: &[(String, i64, f64
     }
     let mut recovered = Vec::new();
     for mut t in timelines.into_values() {
-        t.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        t.sort_by_key(|e| (e.0, e.1));
         let mut pending = false;
         for (at, kind, revenue) in t {
             match kind {
@@ -248,7 +248,7 @@ pub fn recovered_orders(abandoned: &[(String, i64)], orders: &[(String, i64, f64
             }
         }
     }
-    recovered.sort_by(|a, b| a.0.cmp(&b.0));
+    recovered.sort_by_key(|r| r.0);
     recovered
 }
 
