@@ -151,7 +151,7 @@
       fill('stages-chart', el('p', { class: 'empty' }, 'No profile has a stage yet.'));
       return;
     }
-    const W = 640, left = 120, right = 50, row = 30, top = 8;
+    const W = 500, left = 100, right = 40, row = 30, top = 8;
     const H = top + cats.length * row + 8;
     const max = Math.max(1, ...cats.map((c) => c.total));
     const scale = (W - left - right) / max;
@@ -185,7 +185,7 @@
 
   function renderFunnel(funnel) {
     funnel = funnel || [];
-    const W = 640, left = 120, right = 150, row = 34, top = 8;
+    const W = 500, left = 100, right = 150, row = 32, top = 8;
     const H = top + funnel.length * row + 8;
     const max = Math.max(1, ...funnel.map((f) => f.count));
     const scale = (W - left - right) / max;
@@ -218,6 +218,7 @@
     svg.append(s('text', { x: left - 6, y: top + plotH, 'text-anchor': 'end', class: 'muted' }, '0'));
     svg.append(s('text', { x: left + plotW + 6, y: top + 4, class: 'muted' }, money.format(maxR)));
     const points = [];
+    let lastLabel = -Infinity;
     days.forEach((d, i) => {
       const x = left + i * step;
       const h = (d.abandoned / maxN) * plotH;
@@ -231,7 +232,11 @@
       if (d.recovered) {
         const dot = s('circle', { cx, cy, r: 4, class: 'dot-recovered' });
         dot.append(s('title', {}, `${d.day}: ${money.format(d.recovered)} recovered (${d.recoveredOrders} orders)`));
-        svg.append(dot, s('text', { x: cx, y: cy - 8, 'text-anchor': 'middle', fill: '#c46a00' }, money.format(d.recovered)));
+        svg.append(dot);
+        if (cx - lastLabel > 60) {
+          svg.append(s('text', { x: cx, y: cy - 8, 'text-anchor': 'middle', fill: '#c46a00' }, money.format(d.recovered)));
+          lastLabel = cx;
+        }
       }
       if (i % 5 === 0 || i === days.length - 1) {
         svg.append(s('text', { x: cx, y: H - bottom + 18, 'text-anchor': 'middle', class: 'muted' }, d.day.slice(5)));
@@ -282,8 +287,8 @@
         svg.append(s('rect', { x: 80, y, width: barW * (g.conversionRate || 0), height: 20, class: cls }));
         svg.append(s('text', { x: 80 + barW + 8, y: y + 14 }, `${pct(g.conversionRate)} (${g.converted}/${g.shoppers})`));
       });
-      interval(svg, 50, 520, 200, u.conversionRate, pts, 'Conversion uplift, 95% CI');
-      interval(svg, 50, 780, 200, u.revenuePerShopper, signedMoney, 'Revenue per shopper uplift');
+      interval(svg, 50, 580, 170, u.conversionRate, pts, 'Conversion uplift, 95% CI');
+      interval(svg, 50, 810, 170, u.revenuePerShopper, signedMoney, 'Revenue per shopper uplift');
       const facts = el('p', { class: 'facts' },
         `Shown ${c.shown} · dismissed ${c.dismissed} · converted ${c.converted} · held out ${c.heldOut} · ` +
         `coupons issued ${c.coupons.issued}, redeemed ${c.coupons.redeemed} · coupon revenue ${money.format(c.revenue)}`);
@@ -324,6 +329,7 @@
   function describe(m) {
     const p = (m && m.properties) || {};
     const bits = [];
+    if (m.event === 'Stage Changed' && typeof p.to === 'string') bits.push(`${p.from || 'new'} → ${p.to}`);
     for (const k of ['name', 'product_id', 'category', 'campaign_id', 'stage', 'coupon']) {
       if (typeof p[k] === 'string' || typeof p[k] === 'number') bits.push(`${k}: ${p[k]}`);
     }
@@ -343,7 +349,7 @@
       const when = new Date(c.receivedAt || m.timestamp);
       const detail = describe(m);
       return el('li', {},
-        el('span', { class: 'time' }, isNaN(when) ? '' : when.toLocaleString()),
+        el('span', { class: 'time' }, isNaN(when) ? '' : when.toLocaleDateString() + ' ' + when.toLocaleTimeString()),
         el('span', { class: 'name' }, name),
         el('span', { class: 'who' }, who + (detail ? ' · ' + detail : '')));
     }));
