@@ -115,6 +115,14 @@ test('signed in with the secret key: the stage chart shows the numbers and the l
   assert.equal(await page.isVisible('#sign-in'), true);
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
 
+  // Signing in again starts one stream, not two (each event shown once).
+  await signIn(page, nudge.secretKey);
+  await page.waitForSelector('#board', { state: 'visible' });
+  await waitUntil(async () => /live-42/.test(await page.textContent('#stream')), { what: 'the stream again' });
+  await page.waitForTimeout(2500);
+  const again = await page.locator('#stream li').allTextContents();
+  assert.equal(again.filter((t) => /Product Viewed.*live-42/.test(t)).length, 1, again.join('\n'));
+
   assert.deepEqual(errors, [], 'no console errors (CSP violations included)');
   await close();
 });

@@ -20,6 +20,8 @@
   let cursor = null;
   let streamTimer = null;
   let summaryTimer = null;
+  // Bumped at every sign-in and sign-out: a poll still in flight from before then stops.
+  let generation = 0;
   const stream = [];
 
   // ---------- DOM helpers (text only) ----------
@@ -91,6 +93,7 @@
     $('sign-in-error').textContent = message || '';
   }
   function stop() {
+    generation++;
     clearTimeout(streamTimer);
     clearInterval(summaryTimer);
     streamTimer = null;
@@ -121,7 +124,7 @@
     cursor = null;
     renderStream();
     summaryTimer = setInterval(refresh, SUMMARY_MS);
-    poll(true);
+    poll(generation);
   }
   async function refresh() {
     try {
@@ -300,14 +303,16 @@
   }
 
   // ---------- live stream ----------
-  async function poll(catchUp) {
+  async function poll(gen) {
     streamTimer = null;
+    if (gen !== generation) return;
     try {
       // Follow the feed to its end (the first time, that skips the history, keeping the
       // latest events); a bounded number of pages per poll.
       for (let page = 0; page < 100; page++) {
         const q = '/v1/changes?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
         const body = await api(q);
+        if (gen !== generation) return;
         cursor = body.cursor || cursor;
         for (const change of body.changes || []) stream.unshift(change);
         stream.splice(STREAM_MAX);
@@ -316,14 +321,14 @@
       renderStream();
       $('board-error').textContent = '';
     } catch (e) {
+      if (gen !== generation) return;
       if (e.status === 401) {
         showSignIn('The key is no longer accepted. Sign in again.');
         return;
       }
       $('board-error').textContent = 'Live events paused: ' + e.message;
     }
-    if (key) streamTimer = setTimeout(() => poll(false), POLL_MS);
-    void catchUp;
+    if (key && gen === generation) streamTimer = setTimeout(() => poll(gen), POLL_MS);
   }
 
   function describe(m) {
