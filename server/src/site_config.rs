@@ -224,13 +224,7 @@ pub async fn cli(database: &Database, site_id: &str, file: Option<&str>) -> Resu
     let result = async {
         let mut conn = store.connection().await?;
         let mut db = conn.db();
-        let exists: Option<i64> = on_db!(&mut db, |c, _d| {
-            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM sites WHERE id = $1")
-                .bind(site_id)
-                .fetch_optional(&mut *c)
-                .await?
-        });
-        if exists.is_none() {
+        if !crate::sites::exists(&mut db, site_id).await? {
             return Ok(Err(format!("no site {site_id}")));
         }
         if let Some(o) = &overrides {

@@ -5,13 +5,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::store::{on_db, Site, Store, StoreError};
+use crate::store::{on_db, Db, Site, Store, StoreError};
 
 /// How long a site found by write key is reused before it is read again. Key or origin
 /// changes reach every node within this time.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// Most sites cached at once; past it the cache is cleared.
 const CACHE_MAX: usize = 10_000;
+
+/// Whether a site with this id exists (the CLI commands that name a site check it first).
+pub async fn exists(db: &mut Db<'_>, site_id: &str) -> Result<bool, StoreError> {
+    let row: Option<i64> = on_db!(db, |c, _d| {
+        sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM sites WHERE id = $1")
+            .bind(site_id)
+            .fetch_optional(&mut *c)
+            .await?
+    });
+    Ok(row.is_some())
+}
 
 /// `n` random bytes as lowercase hex, from the operating system.
 pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {

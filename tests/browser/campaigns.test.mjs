@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { suite, sdkPage, watchPage, waitReady, waitUntil, debugInfo, messages, startNudgeServer, ROOT } from './helpers.mjs';
+import { suite, sdkPage, watchPage, waitReady, waitUntil, debugInfo, messages, startNudgeServer, ROOT, swipe } from './helpers.mjs';
 
 const env = suite({ before, after });
 let ns = null;
@@ -229,23 +229,6 @@ test('desktop: a fast exit through the top shows the campaign popup and Popup Sh
 
 // ----- 2. mobile -----
 
-// A swipe with real touch input (CDP, as in popup.test.mjs): the finger moves down, the page
-// scrolls up and flings on. Events carry their own timestamps `stepMs` apart, so the browser
-// sees the intended speed however slowly this machine sends them.
-async function swipe(page, cdp, { fromY, toY, steps, stepMs }) {
-  let ts = Date.now() / 1000;
-  const touch = (type, y) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: y == null ? [] : [{ x: 180, y }], timestamp: ts });
-  await touch('touchStart', fromY);
-  for (let i = 1; i <= steps; i++) {
-    ts += stepMs / 1000;
-    await touch('touchMove', fromY + ((toY - fromY) * i) / steps);
-    if (stepMs > 20) await page.waitForTimeout(stepMs); // a slow swipe is slow in real time too
-  }
-  ts += 0.005;
-  await touch('touchEnd');
-  // Until the page has stopped scrolling (the fling is over).
-  await page.waitForFunction(() => performance.now() - window.__lastScroll > 300, null, { polling: 50 });
-}
 
 test('phone (375 px, touch): a slow swipe up shows nothing, a fast fling up shows the popup, and it fits the screen', async () => {
   const server = await serverFor();
@@ -264,12 +247,12 @@ test('phone (375 px, touch): a slow swipe up shows nothing, a fast fling up show
   const cdp = await page.context().newCDPSession(page);
 
   // 250 px in a second: reading back up the page, not leaving.
-  await swipe(page, cdp, { fromY: 150, toY: 400, steps: 25, stepMs: 40 });
+  await swipe(page, cdp, { fromY: 150, toY: 400, steps: 25, stepMs: 40 }, '__lastScroll');
   assert.ok(await page.evaluate(() => scrollY < 15000), 'the slow swipe scrolled up');
   assert.equal(await popupCount(page), 0, 'no popup for a slow swipe');
 
   // 500 px in 50 ms: 10,000 px/s, a fling to the top.
-  await swipe(page, cdp, { fromY: 100, toY: 600, steps: 5, stepMs: 10 });
+  await swipe(page, cdp, { fromY: 100, toY: 600, steps: 5, stepMs: 10 }, '__lastScroll');
   const dialog = page.getByRole('dialog', { name: /Before you go/ });
   await dialog.waitFor({ state: 'visible' });
   const fit = await page.evaluate(() => {

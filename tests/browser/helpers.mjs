@@ -447,3 +447,28 @@ function run(cmd, args) {
     });
   });
 }
+
+/**
+ * A swipe with real touch input (CDP): the finger moves from `fromY` to `toY` in `steps`
+ * moves `stepMs` apart, so the page scrolls up (and flings on at the finger's speed). The
+ * events carry their own timestamps, so the browser sees the intended speed however slowly
+ * this machine sends them. Returns once the page has not scrolled for 300 ms; `lastScroll`
+ * names the page's global (a dotted path from `window`) holding its last scroll time.
+ */
+export async function swipe(page, cdp, { fromY, toY, steps, stepMs }, lastScroll) {
+  let ts = Date.now() / 1000;
+  const touch = (type, y) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: y == null ? [] : [{ x: 180, y }], timestamp: ts });
+  await touch('touchStart', fromY);
+  for (let i = 1; i <= steps; i++) {
+    ts += stepMs / 1000;
+    await touch('touchMove', fromY + ((toY - fromY) * i) / steps);
+    if (stepMs > 20) await page.waitForTimeout(stepMs); // a slow swipe is slow in real time too
+  }
+  ts += 0.005;
+  await touch('touchEnd');
+  await page.waitForFunction(
+    (path) => performance.now() - path.split('.').reduce((o, k) => o[k], window) > 300,
+    lastScroll,
+    { polling: 50 },
+  );
+}

@@ -5,7 +5,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, openPage, ROOT } from './helpers.mjs';
+import { startServer, launchBrowser, openPage, ROOT, swipe } from './helpers.mjs';
 
 let server;
 let browser;
@@ -561,23 +561,6 @@ test('pointer-exit speed from an injected clock', async () => {
   assert.deepEqual(got, [{ signal: 'pointer-exit', speed: 3010 }]);
 });
 
-// A swipe with real touch input: the finger moves down, the page scrolls up (and flings on
-// at the speed the finger had). The events carry their own timestamps, `stepMs` apart, so
-// the browser sees the intended finger speed however slowly this machine sends them.
-async function swipe(page, cdp, { fromY, toY, steps, stepMs }) {
-  let ts = Date.now() / 1000;
-  const touch = (type, y) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: y == null ? [] : [{ x: 180, y }], timestamp: ts });
-  await touch('touchStart', fromY);
-  for (let i = 1; i <= steps; i++) {
-    ts += stepMs / 1000;
-    await touch('touchMove', fromY + ((toY - fromY) * i) / steps);
-    if (stepMs > 20) await page.waitForTimeout(stepMs); // a slow swipe is slow in real time too
-  }
-  ts += 0.005;
-  await touch('touchEnd');
-  // Until the page has stopped scrolling (the fling is over).
-  await page.waitForFunction(() => performance.now() - window.t.lastScroll > 300, null, { polling: 50 });
-}
 
 test('scroll-up on a touch phone: a fast swipe up is reported with its speed, a slow one is not', async () => {
   const { page, errors } = await open({
@@ -608,7 +591,7 @@ test('scroll-up on a touch phone: a fast swipe up is reported with its speed, a 
     });
 
   // 500 px in 50 ms: 10,000 px/s.
-  await swipe(page, cdp, { fromY: 100, toY: 600, steps: 5, stepMs: 10 });
+  await swipe(page, cdp, { fromY: 100, toY: 600, steps: 5, stepMs: 10 }, 't.lastScroll');
   const fastSpeed = await measured();
   const fast = await page.evaluate(() => window.t.signals);
   // Once per fling as a rule; on a loaded machine late scroll events can split one fling in
@@ -617,7 +600,7 @@ test('scroll-up on a touch phone: a fast swipe up is reported with its speed, a 
   assert.ok(fast[0].speed > 2500, `reported ${fast[0].speed}`);
 
   // 250 px in a second: 250 px/s.
-  await swipe(page, cdp, { fromY: 150, toY: 400, steps: 25, stepMs: 40 });
+  await swipe(page, cdp, { fromY: 150, toY: 400, steps: 25, stepMs: 40 }, 't.lastScroll');
   const slowSpeed = await measured();
   assert.ok(slowSpeed > 0 && slowSpeed < 2500, `the slow swipe scrolled up at ${slowSpeed} px/s`);
   assert.deepEqual(await page.evaluate(() => window.t.signals), fast, 'nothing for the slow swipe');

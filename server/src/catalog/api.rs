@@ -15,7 +15,7 @@ use crate::api::secret_key_site;
 use crate::config::Database;
 use crate::error::{json_response, ApiError};
 use crate::state::App;
-use crate::store::{on_db, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Largest catalogue document (after gzip decoding): room for 50,000 products with long
 /// names and URLs.
@@ -61,13 +61,7 @@ pub async fn cli(database: &Database, site_id: &str, file: &str) -> Result<Strin
     let store = Store::open(database, 1).await.map_err(|e| format!("cannot open {}: {e}", database.describe()))?;
     let result = async {
         let mut tx = store.write(site_id).await?;
-        let exists: Option<i64> = on_db!(&mut tx.db(), |c, _d| {
-            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM sites WHERE id = $1")
-                .bind(site_id)
-                .fetch_optional(&mut *c)
-                .await?
-        });
-        if exists.is_none() {
+        if !crate::sites::exists(&mut tx.db(), site_id).await? {
             return Ok(Err(format!("no site {site_id}")));
         }
         let version = replace(&mut tx.db(), site_id, &products, crate::state::now_ms()).await?;

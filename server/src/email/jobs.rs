@@ -87,19 +87,13 @@ pub struct Claimed {
 
 /// Claims up to `limit` due jobs, counting an attempt for each and leasing them.
 pub async fn claim(store: &Store, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
-    let due: Option<i64> = {
-        let mut conn = store.connection().await?;
-        let mut db = conn.db();
-        on_db!(&mut db, |c, _d| {
-            sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM email_jobs WHERE status = 'pending' AND next_attempt_ms <= $1 LIMIT 1",
-            )
-            .bind(now_ms)
-            .fetch_optional(&mut *c)
-            .await?
-        })
-    };
-    if due.is_none() {
+    if !store
+        .any_due(
+            "SELECT CAST(1 AS BIGINT) FROM email_jobs WHERE status = 'pending' AND next_attempt_ms <= $1 LIMIT 1",
+            now_ms,
+        )
+        .await?
+    {
         return Ok(Vec::new());
     }
     let mut tx = store.queue_tx().await?;

@@ -218,22 +218,14 @@ pub struct Claimed {
 /// Claims up to `limit` deliveries due at `now_ms`, counting an attempt for each and
 /// leasing them for `lease_ms`.
 pub async fn claim(store: &Store, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
-    // A read first, so that an idle queue costs no write transaction (on SQLite, no turn
-    // at the writer lock that ingest uses).
-    let due: Option<i64> = {
-        let mut conn = store.connection().await?;
-        let mut db = conn.db();
-        on_db!(&mut db, |c, _d| {
-            sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
+    if !store
+        .any_due(
+            "SELECT CAST(1 AS BIGINT) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= $1 \
                  LIMIT 1",
-            )
-            .bind(now_ms)
-            .fetch_optional(&mut *c)
-            .await?
-        })
-    };
-    if due.is_none() {
+            now_ms,
+        )
+        .await?
+    {
         return Ok(Vec::new());
     }
     let mut tx = store.queue_tx().await?;
