@@ -99,6 +99,8 @@
 
   // ---- pages ------------------------------------------------------------------------------
 
+  // The cart page redraws its lines when a slot's product is added there.
+  let redrawCart = () => {};
   // "Add to cart" on any product card (category lists, slots' fallback products).
   document.addEventListener('click', (e) => {
     const button = e.target.closest('.card [data-add]');
@@ -108,6 +110,7 @@
     if (!p) return;
     cart.add(p, 1, Number(card.dataset.position) || undefined);
     button.textContent = 'Added ✓';
+    redrawCart();
   });
 
   const pages = {
@@ -161,6 +164,7 @@
       // A line back into a product, for "+" on a line whose product this page does not list.
       const fromLine = (l) => ({ id: l.product_id, name: l.name, brand: l.brand, category: l.category, price: l.price, url: new URL(l.url).pathname, image: new URL(l.image_url).pathname });
       render();
+      redrawCart = render;
       const c = cart.get();
       track('Cart Viewed', { cart_id: c.id, products: c.items.map(line) });
     },

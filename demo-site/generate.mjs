@@ -273,8 +273,9 @@ function card(p, position) {
 </article>`;
 }
 
-// A product slot as issue 6 describes it: the SDK (recommend, a later piece) fills it from
-// the template; until then, or when Nudge is blocked, the server-rendered products stay.
+// A product slot as issue 6 describes it: the SDK fills it from the template with products
+// of the site's catalogue feed (one clone per product); until then, or when Nudge is blocked
+// or has nothing to say, the server-rendered products stay.
 function slot(name, count, fallback, attrs = '') {
   return `<div class="grid slot" data-nudge-slot="${name}" data-count="${count}"${attrs}>
 <template><article class="card"><a data-bind-href="url"><img data-bind-src="image" alt="" width="160" height="120"><h3 data-bind="name"></h3></a><p class="meta" data-bind="brand"></p><p class="price" data-bind="price"></p></article></template>
@@ -352,10 +353,17 @@ ${slot('similar', 4, similar, ` data-product-id="${esc(p.id)}"`)}
   });
 }
 
-const cartPage = () => layout({
-  title: 'Cart', current: 'cart', data: { page: 'cart' },
+// What the cart page's `complete-the-cart` slot shows until the SDK fills it: the first
+// product in stock of the categories that go with most carts.
+const extras = (products) => ['Headphones', 'Home', 'Cameras', 'Phones'].map((c) => products.find((p) => p.category === c && p.in_stock));
+
+const cartPage = (products) => layout({
+  title: 'Cart', current: 'cart', data: { page: 'cart', products: extras(products).map(pageProduct) },
   main: `<h1>Cart</h1>
-<div id="cart"></div>`,
+<div id="cart"></div>
+<section><h2>Complete your cart</h2>
+${slot('complete-the-cart', 4, extras(products))}
+</section>`,
 });
 
 const checkoutPage = () => layout({
@@ -402,7 +410,7 @@ export function makeStore(seed = DEFAULT_SEED) {
     files.set(`p/${p.id}.html`, productPage(p, products));
     files.set(`img/${p.id}.svg`, picture(p));
   }
-  files.set('cart.html', cartPage());
+  files.set('cart.html', cartPage(products));
   files.set('checkout.html', checkoutPage());
   files.set('order.html', orderPage());
   files.set('account.html', accountPage());

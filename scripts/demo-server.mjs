@@ -7,6 +7,8 @@
 // With NUDGE_SERVER=http://127.0.0.1:8700 and NUDGE_WRITE_KEY=wk_..., it also passes /v1/*
 // to that nudge-server (so the pages' `endpoint: location.origin` reaches it, same-origin)
 // and writes the site's write key into the pages in place of 'demo_write_key'.
+// DEMO_SITE_DIR=<dir> serves a store generated elsewhere (`generate.mjs --out <dir>`), and
+// NUDGE_JS_DIR=<dir> another build of the JS package (its dist/), as the browser suite does.
 
 import { createServer, request } from 'node:http';
 import { existsSync } from 'node:fs';
@@ -15,8 +17,8 @@ import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SITE = join(ROOT, 'demo-site', 'dist');
-const DIST = join(ROOT, 'js', 'dist');
+const SITE = process.env.DEMO_SITE_DIR ? resolve(process.env.DEMO_SITE_DIR) : join(ROOT, 'demo-site', 'dist');
+const DIST = join(process.env.NUDGE_JS_DIR ? resolve(process.env.NUDGE_JS_DIR) : join(ROOT, 'js'), 'dist');
 const HOST = '127.0.0.1';
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -39,7 +41,7 @@ if (!existsSync(join(DIST, 'nudge.min.js')) || !existsSync(join(DIST, 'nudge.was
   fail('js/dist has no nudge.min.js or nudge.wasm; run scripts/build first (scripts/demo does both)');
 }
 if (!existsSync(join(SITE, 'index.html'))) {
-  fail('demo-site/dist is missing; run `node demo-site/generate.mjs` first (scripts/demo does)');
+  fail(`${SITE} has no index.html; run \`node demo-site/generate.mjs\` first (scripts/demo does)`);
 }
 
 // The file under `base` that `rel` names, or null when it would leave `base`.
