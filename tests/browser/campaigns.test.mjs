@@ -9,12 +9,10 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { suite, sdkPage, watchPage, waitReady, waitUntil, debugInfo, messages, startNudgeServer, ROOT, swipe } from './helpers.mjs';
+import {
+  suite, sdkPage, watchPage, waitReady, waitUntil, debugInfo, startNudgeServer, swipe,
+  putCampaigns, OBSERVE, fastExit, draw, startSink, mimeEntity, mimeParts,
+} from './helpers.mjs';
 
 const env = suite({ before, after });
 let ns = null;
@@ -35,16 +33,6 @@ async function serverFor(args = []) {
   return ns;
 }
 
-/** Replaces the site's campaigns through the secret-key API, as a store's back office would. */
-async function putCampaigns(server, campaigns) {
-  const r = await fetch(`${server.url}/v1/campaigns`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${server.secretKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify(campaigns),
-  });
-  assert.equal(r.status, 200, `PUT /v1/campaigns: ${await r.text()}`);
-}
-
 /** A campaign as a store writes it (exit intent, a fixed code), with `extra` merged over it. */
 function campaign(id, extra = {}) {
   return {
@@ -56,38 +44,6 @@ function campaign(id, extra = {}) {
     ...extra,
   };
 }
-
-// Runs before the page's own scripts. Observes, changes nothing the SDK sees:
-// - `__nudgeConfig`: set one task after the SDK read the site config's body (the core
-//   applies it synchronously when the text arrives), so a test acts only once the
-//   campaigns are in force;
-// - `__exits`: every time the browser reported the pointer leaving the window through the
-//   top, so a test that expects no popup knows the exit really happened;
-// - `__lastScroll`: when the page last scrolled (to wait for a touch fling to end).
-const OBSERVE = `(() => {
-  const f = window.fetch;
-  window.fetch = function (url) {
-    const p = f.apply(this, arguments);
-    if (String(url).includes('/v1/config')) {
-      p.then((r) => {
-        const text = r.text;
-        r.text = function () {
-          return text.call(this).then((t) => {
-            setTimeout(() => (window.__nudgeConfig = true), 0);
-            return t;
-          });
-        };
-      }, () => {});
-    }
-    return p;
-  };
-  window.__exits = 0;
-  window.__lastScroll = 0;
-  document.addEventListener('mouseout', (e) => {
-    if (!e.relatedTarget && e.clientY <= 0) window.__exits++;
-  }, true);
-  addEventListener('scroll', () => (window.__lastScroll = performance.now()), true);
-})();`;
 
 const PRODUCT = `<h1>Orbit 55" OLED TV</h1><p>A television.</p>
 <label>Search <input id="search" type="search"></label> <button id="buy">Add to cart</button>`;
@@ -128,16 +84,6 @@ async function load(tab) {
   await tab.page.goto(tab.url, { waitUntil: 'domcontentloaded' });
   await waitReady(tab.page);
   await tab.page.waitForFunction(() => window.__nudgeConfig === true, null, { timeout: 10000, polling: 10 });
-}
-
-/** A fast exit: the pointer goes up and out through the top of the window in five steps. */
-async function fastExit(page, x = 300) {
-  const before = await page.evaluate(() => window.__exits);
-  await page.mouse.move(x, 400);
-  await page.mouse.move(x, -5, { steps: 5 });
-  await page.waitForFunction((n) => window.__exits > n, before);
-  // One frame and a task more: anything the exit set off has run by then.
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
 }
 
 /** A slow drift to the tab bar: 5 px every 40 ms (about 125 px/s). */
@@ -181,20 +127,6 @@ async function waitStoredEvent(server, event, n = 1, timeout = 15000) {
 
 /** Persists and sends what waits now (as the SDK does when the page is hidden). */
 const flush = (page) => page.evaluate(() => window.nudge.flush());
-
-/** The same stable draw as src/decide.rs: FNV-1a over person, 0xff, campaign, then a mix. */
-function draw(person, campaignId) {
-  const MASK = (1n << 64n) - 1n;
-  let h = 0xcbf29ce484222325n;
-  for (const b of [...Buffer.from(person), 0xff, ...Buffer.from(campaignId)]) {
-    h ^= BigInt(b);
-    h = (h * 0x100000001b3n) & MASK;
-  }
-  h ^= h >> 33n;
-  h = (h * 0xff51afd7ed558ccdn) & MASK;
-  h ^= h >> 33n;
-  return Number(h >> 11n) / 2 ** 53;
-}
 
 // ----- 1. desktop exit intent -----
 
@@ -502,105 +434,6 @@ test('two tabs of the store: the popup shows in the tab the shopper leaves, and 
 });
 
 // ----- 6. email capture, unique coupon, the coupon email -----
-
-/** A python3 that has aiosmtpd (the one on PATH, else Debian's), or null. */
-function pythonWithAiosmtpd() {
-  for (const candidate of ['python3', '/usr/bin/python3']) {
-    try {
-      execFileSync(candidate, ['-c', 'import aiosmtpd'], { stdio: 'ignore' });
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  return null;
-}
-
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-function freePort() {
-  return new Promise((resolvePort, rejectPort) => {
-    const s = createServer();
-    s.once('error', rejectPort);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-/**
- * The SMTP sink the server's tests use (server/tests/smtp/sink.py, aiosmtpd): every message
- * it accepts is saved as received to a file in a fresh directory. `mails()` reads them.
- */
-async function startSink() {
-  const python = pythonWithAiosmtpd();
-  if (!python) throw new Error('no python3 with aiosmtpd: run scripts/install-tools (apt-get install python3-aiosmtpd)');
-  const dir = await mkdtemp(join(tmpdir(), 'nudge-mail-'));
-  const port = await freePort();
-  const child = spawn(python, [join(ROOT, 'server/tests/smtp/sink.py'), '--port', String(port), '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((r) => child.once('exit', r));
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  await new Promise((resolveReady, rejectReady) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes(`ready ${port}`)) resolveReady();
-    });
-    child.once('exit', (code) => rejectReady(new Error(`the SMTP sink exited (${code}): ${err}`)));
-  });
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    async mails() {
-      const names = (await readdir(dir)).filter((n) => n.endsWith('.eml')).sort();
-      return Promise.all(names.map((n) => readFile(join(dir, n), 'utf8')));
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Headers (lower-case names, unfolded) and body of a MIME entity. */
-function mimeEntity(raw) {
-  const cut = raw.search(/\r?\n\r?\n/);
-  const head = cut < 0 ? raw : raw.slice(0, cut);
-  const body = cut < 0 ? '' : raw.slice(cut).replace(/^\r?\n\r?\n/, '');
-  const headers = {};
-  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
-    const i = line.indexOf(':');
-    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-  }
-  return { headers, body };
-}
-
-/** The leaf parts of a message: `{type, text}` with the transfer encoding undone. */
-function mimeParts(raw) {
-  const { headers, body } = mimeEntity(raw);
-  const type = (headers['content-type'] || 'text/plain').toLowerCase();
-  if (type.startsWith('multipart/')) {
-    const boundary = /boundary="?([^";]+)"?/i.exec(headers['content-type'])[1];
-    return body
-      .split(`--${boundary}`)
-      .slice(1)
-      .filter((p) => !p.startsWith('--'))
-      .flatMap((p) => mimeParts(p.replace(/^\r?\n/, '')));
-  }
-  const encoding = (headers['content-transfer-encoding'] || '7bit').toLowerCase();
-  let text = body;
-  if (encoding === 'base64') text = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
-  if (encoding === 'quoted-printable') {
-    text = Buffer.from(
-      body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))),
-      'latin1',
-    ).toString('utf8');
-  }
-  return [{ type: type.split(';')[0].trim(), text }];
-}
 
 test('email capture: a bad address gets an inline error, a good one gets a unique code in the popup, and the coupon email with that code arrives over SMTP', async () => {
   sink = await startSink();

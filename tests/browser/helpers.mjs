@@ -3,9 +3,11 @@
 // and opens a new context (fresh storage, channels and locks) per test.
 
 import { createServer } from 'node:http';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createTcpServer } from 'node:net';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -346,15 +348,15 @@ export const NUDGE_SERVER_BIN = process.env.NUDGE_SERVER_BIN
  *   (a 429 is waited out as its Retry-After says);
  * - `get(path)` GETs a secret-key route (e.g. `/v1/profiles/anonymous/ID`): `{status, body}`;
  * - `stop()` ends the process and removes the directory.
- * `args` are extra `serve` flags (e.g. rate limits).
+ * `args` are extra `serve` flags (e.g. rate limits); `name` is the site's name (emails show it).
  */
-export async function startNudgeServer({ origins = [], args = [] } = {}) {
+export async function startNudgeServer({ origins = [], args = [], name = 'T' } = {}) {
   if (!existsSync(NUDGE_SERVER_BIN)) {
     throw new Error(`${NUDGE_SERVER_BIN} is missing: run \`cargo build -p nudge-server\` first (or set NUDGE_SERVER_BIN)`);
   }
   const dir = await mkdtemp(join(tmpdir(), 'nudge-server-'));
   const db = join(dir, 'nudge.db');
-  const created = await run(NUDGE_SERVER_BIN, ['site', 'create', '--name', 'T', ...origins.flatMap((o) => ['--origin', o]), '--db', db]);
+  const created = await run(NUDGE_SERVER_BIN, ['site', 'create', '--name', name, ...origins.flatMap((o) => ['--origin', o]), '--db', db]);
   const site = JSON.parse(created);
   const log = [];
   let child = null;
@@ -471,4 +473,306 @@ export async function swipe(page, cdp, { fromY, toY, steps, stepMs }, lastScroll
     lastScroll,
     { polling: 50 },
   );
+}
+
+// ----- campaigns, popups and email: shared by campaigns.test.mjs and story.test.mjs -----
+
+/**
+ * A secret-key call to a `startNudgeServer()` server, as a store's back office makes it:
+ * `body` goes as JSON (or as is, when a string with `type`). Throws unless the answer is
+ * 2xx; returns the parsed answer (or null).
+ */
+export async function secretCall(server, method, path, body, type = 'application/json') {
+  const r = await fetch(server.url + path, {
+    method,
+    headers: { authorization: `Bearer ${server.secretKey}`, ...(body === undefined ? {} : { 'content-type': type }) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Replaces the site's campaigns through the secret-key API, as a store's back office would. */
+export async function putCampaigns(server, campaigns) {
+  await secretCall(server, 'PUT', '/v1/campaigns', campaigns);
+}
+
+// Runs before the page's own scripts. Observes, changes nothing the SDK sees:
+// - `__nudgeConfig`: set one task after the SDK read the site config's body (the core
+//   applies it synchronously when the text arrives), so a test acts only once the
+//   campaigns are in force;
+// - `__exits`: every time the browser reported the pointer leaving the window through the
+//   top, so a test that expects no popup knows the exit really happened;
+// - `__lastScroll`: when the page last scrolled (to wait for a touch fling to end).
+export const OBSERVE = `(() => {
+  const f = window.fetch;
+  window.fetch = function (url) {
+    const p = f.apply(this, arguments);
+    if (String(url).includes('/v1/config')) {
+      p.then((r) => {
+        const text = r.text;
+        r.text = function () {
+          return text.call(this).then((t) => {
+            setTimeout(() => (window.__nudgeConfig = true), 0);
+            return t;
+          });
+        };
+      }, () => {});
+    }
+    return p;
+  };
+  window.__exits = 0;
+  window.__lastScroll = 0;
+  document.addEventListener('mouseout', (e) => {
+    if (!e.relatedTarget && e.clientY <= 0) window.__exits++;
+  }, true);
+  addEventListener('scroll', () => (window.__lastScroll = performance.now()), true);
+})();`;
+
+/** A fast exit: the pointer goes up and out through the top of the window in five steps. */
+export async function fastExit(page, x = 300) {
+  const before = await page.evaluate(() => window.__exits);
+  await page.mouse.move(x, 400);
+  await page.mouse.move(x, -5, { steps: 5 });
+  await page.waitForFunction((n) => window.__exits > n, before);
+  // One frame and a task more: anything the exit set off has run by then.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+}
+
+/** The same stable draw as src/decide.rs: FNV-1a over person, 0xff, campaign, then a mix. */
+export function draw(person, campaignId) {
+  const MASK = (1n << 64n) - 1n;
+  let h = 0xcbf29ce484222325n;
+  for (const b of [...Buffer.from(person), 0xff, ...Buffer.from(campaignId)]) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & MASK;
+  }
+  h ^= h >> 33n;
+  h = (h * 0xff51afd7ed558ccdn) & MASK;
+  h ^= h >> 33n;
+  return Number(h >> 11n) / 2 ** 53;
+}
+
+/** A python3 that has aiosmtpd (the one on PATH, else Debian's), or null. */
+export function pythonWithAiosmtpd() {
+  for (const candidate of ['python3', '/usr/bin/python3']) {
+    try {
+      execFileSync(candidate, ['-c', 'import aiosmtpd'], { stdio: 'ignore' });
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  return null;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort() {
+  return new Promise((resolvePort, rejectPort) => {
+    const s = createTcpServer();
+    s.once('error', rejectPort);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * The SMTP sink the server's tests use (server/tests/smtp/sink.py, aiosmtpd): every message
+ * it accepts is saved as received to a file in a fresh directory. `mails()` reads them.
+ */
+export async function startSink() {
+  const python = pythonWithAiosmtpd();
+  if (!python) throw new Error('no python3 with aiosmtpd: run scripts/install-tools (apt-get install python3-aiosmtpd)');
+  const dir = await mkdtemp(join(tmpdir(), 'nudge-mail-'));
+  const port = await freePort();
+  const child = spawn(python, [join(ROOT, 'server/tests/smtp/sink.py'), '--port', String(port), '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise((resolveReady, rejectReady) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes(`ready ${port}`)) resolveReady();
+    });
+    child.once('exit', (code) => rejectReady(new Error(`the SMTP sink exited (${code}): ${err}`)));
+  });
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    async mails() {
+      const names = (await readdir(dir)).filter((n) => n.endsWith('.eml')).sort();
+      return Promise.all(names.map((n) => readFile(join(dir, n), 'utf8')));
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Headers (lower-case names, unfolded) and body of a MIME entity. */
+export function mimeEntity(raw) {
+  const cut = raw.search(/\r?\n\r?\n/);
+  const head = cut < 0 ? raw : raw.slice(0, cut);
+  const body = cut < 0 ? '' : raw.slice(cut).replace(/^\r?\n\r?\n/, '');
+  const headers = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { headers, body };
+}
+
+/** The leaf parts of a message: `{type, text}` with the transfer encoding undone. */
+export function mimeParts(raw) {
+  const { headers, body } = mimeEntity(raw);
+  const type = (headers['content-type'] || 'text/plain').toLowerCase();
+  if (type.startsWith('multipart/')) {
+    const boundary = /boundary="?([^";]+)"?/i.exec(headers['content-type'])[1];
+    return body
+      .split(`--${boundary}`)
+      .slice(1)
+      .filter((p) => !p.startsWith('--'))
+      .flatMap((p) => mimeParts(p.replace(/^\r?\n/, '')));
+  }
+  const encoding = (headers['content-transfer-encoding'] || '7bit').toLowerCase();
+  let text = body;
+  if (encoding === 'base64') text = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  if (encoding === 'quoted-printable') {
+    text = Buffer.from(
+      body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
+  }
+  return [{ type: type.split(';')[0].trim(), text }];
+}
+
+// ----- the demo store and a webhook receiver: story.test.mjs -----
+
+/**
+ * Generates the demo store (demo-site/generate.mjs) into a fresh temporary directory and
+ * returns `{dir, catalog, remove()}` (catalog: the generated catalog.json, parsed).
+ */
+export async function generateStore() {
+  const dir = await mkdtemp(join(tmpdir(), 'nudge-store-'));
+  await run(process.execPath, [join(ROOT, 'demo-site/generate.mjs'), '--out', dir]);
+  const catalog = JSON.parse(await readFile(join(dir, 'catalog.json'), 'utf8'));
+  return { dir, catalog, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Serves a generated store the way scripts/demo does: scripts/demo-server.mjs (store at /,
+ * js/dist at /sdk/, /v1/* passed to `nudge`, the site's write key written into the pages),
+ * on 127.0.0.1:`port` (0: a free one). Returns `{origin, stop()}`.
+ */
+export async function startDemoStore({ dir, nudge, port = 0 }) {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts/demo-server.mjs')], {
+    env: { ...process.env, PORT: String(port), NUDGE_SERVER: nudge.url, NUDGE_WRITE_KEY: nudge.writeKey, DEMO_SITE_DIR: dir, NUDGE_JS_DIR: JS_DIR },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const origin = await new Promise((resolveOrigin, rejectOrigin) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+      if (m) resolveOrigin(m[1]);
+    });
+    child.once('exit', (code) => rejectOrigin(new Error(`scripts/demo-server.mjs exited (${code}): ${err}`)));
+  });
+  return {
+    origin,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** README's check of a webhook delivery's `Nudge-Signature` (HMAC-SHA256 of `t.body`). */
+export function verifyNudgeSignature(secret, header, rawBody, toleranceSec = 300) {
+  const parts = String(header || '').split(',').map((p) => p.trim().split('='));
+  const t = Number((parts.find(([k]) => k === 't') || [])[1]);
+  if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > toleranceSec) return false;
+  const expected = createHmac('sha256', secret).update(`${t}.`).update(rawBody).digest();
+  return parts.some(([k, v]) => {
+    const given = k === 'v1' ? Buffer.from(v, 'hex') : Buffer.alloc(0);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
+/**
+ * A webhook receiver as a store's CRM would run it: a node http server on 127.0.0.1 that
+ * answers every POST to /nudge with 204 and keeps it in `deliveries` (`{raw, body,
+ * signature, key, verified}`; `verified` once `secret` is set: the signature checked as
+ * README says). `GET /` shows what arrived as a small HTML table.
+ */
+export async function startWebhookReceiver() {
+  const deliveries = [];
+  const state = { secret: null };
+  const server = createServer(async (req, res) => {
+    if (req.method === 'POST' && req.url === '/nudge') {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
+      const raw = Buffer.concat(chunks);
+      let body = null;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        // kept unparsed; a test sees body: null
+      }
+      const signature = req.headers['nudge-signature'];
+      deliveries.push({
+        raw, body, signature, key: req.headers['nudge-idempotency-key'],
+        verified: state.secret ? verifyNudgeSignature(state.secret, signature, raw) : null,
+      });
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/') {
+      const esc = (s) => String(s ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+      const rows = deliveries.map((d) => {
+        const m = (d.body && d.body.message) || {};
+        const p = m.properties || {};
+        const what = m.event === 'Stage Changed' ? `${p.category}: ${p.from ?? 'new'} → ${p.to}`
+          : m.event === 'Cart Abandoned' ? `${(p.products || []).map((x) => x.name).join(', ')} (${p.cart_value} ${p.currency ?? ''})` : '';
+        return `<tr><td>${esc(d.body && d.body.receivedAt)}</td><td>${esc(m.event)}</td><td>${esc(what)}</td><td>${esc((m.anonymousId || '').slice(0, 8))}…</td><td>${d.verified ? 'valid' : 'INVALID'}</td></tr>`;
+      }).join('');
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Webhook receiver</title><style>
+body{font:15px/1.4 system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #dde1e8;padding:.4rem .6rem;text-align:left}th{color:#5d6677;font-weight:600}</style></head>
+<body><h1>Webhook receiver</h1><p>POST /nudge: ${deliveries.length} deliveries, signatures checked with the webhook's secret.</p>
+<table><tr><th>Received</th><th>Event</th><th>What</th><th>Shopper</th><th>Signature</th></tr>${rows}</table></body></html>`);
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return {
+    origin,
+    url: `${origin}/nudge`,
+    deliveries,
+    /** The webhook's signing secret (from its registration): later deliveries are verified. */
+    setSecret(secret) {
+      state.secret = secret;
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(r));
+    },
+  };
 }
