@@ -50,6 +50,12 @@ pub fn absorb(local: &mut Profile, remote: &Profile, now: Millis, th: &Threshold
     {
         take_larger(ours, theirs, now, hl);
     }
+    for (id, at) in remote.seen.iter() {
+        local.remember_product(id, *at, false);
+    }
+    for (id, at) in remote.bought.iter() {
+        local.remember_product(id, *at, true);
+    }
     if remote.cart.updated > local.cart.updated {
         local.cart = remote.cart.clone();
     }

@@ -27,6 +27,7 @@ use crate::json::{Object, Value};
 use crate::message::{render_context, write, PageInfo, Parts};
 use crate::outbox::Outbox;
 use crate::profile::{consent_json, Loaded, Profile, MAX_TRAITS_BYTES};
+use crate::recommend::{picks_json, rank, Catalog, Refusal, Request};
 use crate::time::{parse_iso, to_iso, Millis};
 
 mod popups;
@@ -346,6 +347,23 @@ impl Engine {
         self.settings.policy.effective(&self.profile.consent)
     }
 
+    /// `recommend(options)`: the catalogue ranked for this shopper as `[[index,"reason"],...]`
+    /// (see [`crate::recommend`]). Without `personalization` consent the shopper's profile
+    /// is not used: the ranking is the one a new visitor gets.
+    pub fn recommend(&self, catalog: &Catalog, request: &str, now: Millis) -> Result<String, Error> {
+        let refused = |r: Refusal| Error::Recommend(r.message());
+        let request = Request::read(request).map_err(refused)?;
+        let anonymous;
+        let profile = if self.consent().personalization {
+            &self.profile
+        } else {
+            anonymous = Profile::new(String::new());
+            &anonymous
+        };
+        let picks = rank(catalog, profile, &request, now, &self.settings.thresholds).map_err(refused)?;
+        Ok(picks_json(&picks))
+    }
+
     /// True when the profile and outbox may be written to storage (analytics consent).
     pub fn may_store(&self) -> bool {
         self.consent().analytics
@@ -531,6 +549,9 @@ impl Engine {
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
+                if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
+                    self.profile.remember_product(&id, at, false);
+                }
 
                 touched.extend(category.map(|c| (c, Signal::View)));
             }
@@ -563,6 +584,9 @@ impl Engine {
             }
             "Order Completed" => {
                 for p in get_objects(props, "products") {
+                    if let Some(id) = get_str(p, "product_id").or_else(|| get_str(p, "sku")) {
+                        self.profile.remember_product(&id, at, true);
+                    }
                     self.profile.affinities.observe(
                         get_str(p, "category").as_deref(),
                         get_str(p, "brand").as_deref(),

@@ -35,6 +35,8 @@ pub enum Error {
     BadOutcome,
     /// An email address that does not look like one.
     BadEmail,
+    /// A `recommend` call that cannot be ranked, and why.
+    Recommend(&'static str),
 }
 
 impl Error {
@@ -53,7 +55,7 @@ impl Error {
             Error::BadOptions => {
                 "some options could not be read and were ignored (an unreadable consent mode means opt-in)"
             }
-            Error::Campaign(why) => why,
+            Error::Campaign(why) | Error::Recommend(why) => why,
             Error::BadSignal => "unreadable page signal",
             Error::BadOutcome => "a popup outcome needs a campaign id and an action",
             Error::BadEmail => "not a valid email address",

@@ -30,6 +30,7 @@ pub mod merge;
 pub mod message;
 pub mod outbox;
 pub mod profile;
+pub mod recommend;
 pub mod session;
 pub mod storage_budget;
 pub mod tabs;

@@ -23,6 +23,12 @@ pub const MAX_CATEGORIES: usize = 24;
 pub const MAX_TRAITS_BYTES: usize = 2048;
 /// Most tabs remembered in the tab-sync ledger.
 pub const MAX_TABS: usize = 8;
+/// Most recently viewed products remembered (for recommendations).
+pub const MAX_SEEN: usize = 20;
+/// Most bought products remembered (never recommended again).
+pub const MAX_BOUGHT: usize = 50;
+/// Longest product id remembered.
+const MAX_PRODUCT_ID: usize = 100;
 /// Longest tab id accepted from another tab (the SDK's own are 32 characters).
 const MAX_TAB_ID: usize = 64;
 
@@ -65,6 +71,10 @@ pub struct Profile {
     /// Popup ledger: shows, dismissals and conversions per campaign, the open popup, the
     /// leaving intents reported this session. Kept here so that every tab honours them.
     pub popups: Ledger,
+    /// Recently viewed products: id to the latest view (at most [`MAX_SEEN`]).
+    pub seen: Keyed<Millis>,
+    /// Bought products: id to the latest order (at most [`MAX_BOUGHT`]).
+    pub bought: Keyed<Millis>,
 }
 crate::json_struct!(Profile {
     v: "v",
@@ -78,7 +88,9 @@ crate::json_struct!(Profile {
     affinities: "affinities",
     cart: "cart",
     acks: "acks",
-    popups: "popups"
+    popups: "popups",
+    seen: "seen",
+    bought: "bought"
 });
 
 /// What happened when stored text was read.
@@ -108,6 +120,8 @@ impl Profile {
             cart: <Cart as Default>::default(),
             acks: Keyed::new(),
             popups: Ledger::default(),
+            seen: Keyed::new(),
+            bought: Keyed::new(),
         }
     }
 
@@ -138,6 +152,13 @@ impl Profile {
         // Version 1 predates tab sync: it had no ledger of forwarded inputs.
         if version < 2 {
             obj.push(("acks".into(), Value::Obj(Vec::new())));
+        }
+        // Profiles written before recommendations have no product lists (the layout is
+        // otherwise the same, so older SDKs in other tabs still read this one).
+        for key in ["seen", "bought"] {
+            if get(&obj, key).is_none() {
+                obj.push((key.into(), Value::Obj(Vec::new())));
+            }
         }
         obj.push(("v".into(), Value::UInt(u64::from(VERSION))));
         let mut p = Profile::read(&Value::Obj(obj))?;
@@ -179,8 +200,27 @@ impl Profile {
             .map(|(s, _)| s)
     }
 
+    /// Remembers a product viewed (`bought` false) or bought at `at`; past the bound the
+    /// oldest is forgotten.
+    pub fn remember_product(&mut self, id: &str, at: Millis, bought: bool) {
+        let (list, max) = if bought { (&mut self.bought, MAX_BOUGHT) } else { (&mut self.seen, MAX_SEEN) };
+        if id.is_empty() || id.len() > MAX_PRODUCT_ID {
+            return;
+        }
+        let t = list.entry(id);
+        *t = (*t).max(at);
+        while list.len() > max {
+            let oldest = list.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                list.remove(&k);
+            }
+        }
+    }
+
     /// Forgets what was learnt about the shopper's journey, keeping identity and consent.
     pub fn clear_journey(&mut self) {
+        self.seen.clear();
+        self.bought.clear();
         self.categories.clear();
         self.affinities = <Affinities as Default>::default();
         self.cart = <Cart as Default>::default();

@@ -6,15 +6,19 @@
 //! that fills every bound at once with long names can pass it, and then [`fit`] forgets
 //! what tells least about the shopper, oldest first, until the stored form fits:
 //!
+//! 0. recently viewed products, down to 5 (they only nudge recommendations);
 //! 1. affinity keys, down to 12 in all (they are soft signals, rebuilt by the next visits);
 //! 2. categories, down to 8 (the stages of the categories touched most recently stay);
 //! 3. the names and brands of cart lines (the product ids, prices and quantities stay, so
 //!    the cart's value and what is in it are never lost);
-//! 4. the remaining affinity keys, then categories down to one, then traits.
+//! 4. the remaining affinity keys, then categories down to one, then the viewed and bought
+//!    products, then traits.
 //!
 //! The result is deterministic: the same profile always loses the same things.
 
+use crate::keyed::Keyed;
 use crate::profile::Profile;
+use crate::time::Millis;
 
 /// Most bytes of the stored profile (strictly under 16 KB).
 pub const MAX_STORED_BYTES: usize = 16 * 1024 - 1;
@@ -47,6 +51,9 @@ pub fn fit(p: &mut Profile) -> String {
 /// Forgets the least telling piece of `p`; returns about how many stored bytes that saves,
 /// or None when nothing is left to forget.
 fn shed_one(p: &mut Profile) -> Option<usize> {
+    if p.seen.len() > 5 {
+        return shed_oldest(&mut p.seen);
+    }
     let a = &p.affinities;
     let affinity_keys = a.categories.m.len() + a.brands.m.len() + a.price_bands.m.len();
     if affinity_keys > 12 {
@@ -64,7 +71,14 @@ fn shed_one(p: &mut Profile) -> Option<usize> {
     if p.categories.len() > 1 {
         return shed_category(p);
     }
-    p.traits.take().map(|t| t.len())
+    shed_oldest(&mut p.seen).or_else(|| shed_oldest(&mut p.bought)).or_else(|| p.traits.take().map(|t| t.len()))
+}
+
+/// The product seen or bought longest ago.
+fn shed_oldest(list: &mut Keyed<Millis>) -> Option<usize> {
+    let oldest = list.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())?;
+    list.remove(&oldest);
+    Some(oldest.len() + 16)
 }
 
 /// The affinity key updated longest ago, across categories, brands and price bands (the

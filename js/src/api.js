@@ -10,6 +10,7 @@
 
 import { watchNavigation } from './navigation.js';
 import { connectPopups } from './popups.js';
+import { connectRecommendations } from './recommend.js';
 
 const PREFIX = '[nudge]';
 const CSP_BLOCKED = PREFIX + " WebAssembly is blocked by this page's Content-Security-Policy; add 'wasm-unsafe-eval' to script-src. Nudge is disabled.";
@@ -94,6 +95,7 @@ export function createApi(load, defaultWasmUrl) {
   let debug = false;
   let queue = []; // [op, args] made before ready, replayed in order
   let readyCallbacks = [];
+  let recommender = null; // recommend(request) once started
   let resolveReady;
   const ready = new Promise((resolve) => (resolveReady = resolve));
 
@@ -237,6 +239,11 @@ export function createApi(load, defaultWasmUrl) {
         log('popups are off: they could not start', e);
       }
     }
+    try {
+      recommender = connectRecommendations(api, options, log);
+    } catch (e) {
+      log('recommendations are off: they could not start', e);
+    }
     core = new Nudge(text, send, present);
     state = 'ready';
     // Hidden, closing, or back online: store and send now (flush ignores any backoff).
@@ -311,7 +318,14 @@ export function createApi(load, defaultWasmUrl) {
     consent: guard('consent', (choices) => run('consent', [toJson(choices, 'choices') ?? 'null']), false),
 
     /** The profile view, or null before the SDK is ready. */
-    profile: guard('profile', () => (state === 'ready' ? JSON.parse(core.view(false)) : null), null),
+    profile: guard('profile', () => JSON.parse(api._view(0)), null),
+
+    /**
+     * `recommend({strategy, count, productId?, category?})`: resolves to the ranked
+     * products, each with its `reason`; [] when the SDK is off or the site has no catalogue.
+     */
+    recommend: guard('recommend', (request) =>
+      ready.then((ok) => (ok && recommender ? recommender(request) : [])).catch(() => []), Promise.resolve([])),
 
     on: guard('on', (name, cb) => {
       if (!EVENTS.includes(name)) return reject('on', `unknown event "${name}"; use ${EVENTS.join(', ')}`);
@@ -343,7 +357,10 @@ export function createApi(load, defaultWasmUrl) {
       run('popup', [String(id), toJson({ action: String(action), email: email == null ? undefined : String(email).trim() }, 'outcome')]), false),
 
     /** Outbox, tab role and storage backend, or null before the SDK is ready. */
-    debug: guard('debug', () => (state === 'ready' ? JSON.parse(core.view(true)) : null), null),
+    debug: guard('debug', () => JSON.parse(api._view(1)), null),
+
+    // Internal: the core's reads (see `Nudge::view` in src/web/api.rs); 'null' before ready.
+    _view: (what, arg) => (state === 'ready' ? core.view(what, arg) : 'null'),
   };
   return api;
 }

@@ -89,6 +89,35 @@ export interface CartItem {
   quantity: number;
 }
 
+/** What `recommend()` asks for. */
+export interface RecommendOptions {
+  /** How to rank (default 'for-you'). `similar` needs `productId`. */
+  strategy?: 'for-you' | 'similar' | 'complete-the-cart' | 'popular';
+  /** How many products, 1 to 50 (default 4). */
+  count?: number;
+  /** The product `similar` compares with. */
+  productId?: string;
+  /** Only products of this category. */
+  category?: string;
+}
+
+/** One product `recommend()` returns: the catalogue feed's fields and why it was picked. */
+export interface Recommendation {
+  id: string;
+  name: string;
+  category: string;
+  brand: string | null;
+  price: number;
+  currency: string | null;
+  image: string | null;
+  url: string | null;
+  inStock: 0 | 1;
+  /** The server's weighted event count over the last 30 days. */
+  popularity: number;
+  /** Why it was picked, for the shopper: "because you viewed TVs", "similar to Big TV". */
+  reason: string;
+}
+
 /** What `profile()` returns. */
 export interface Profile {
   anonymousId: string;
@@ -173,6 +202,12 @@ export interface Nudge {
   consent(choices: ConsentChoices): boolean;
   /** The current profile, or null before the SDK is ready. */
   profile(): Profile | null;
+  /**
+   * The site's catalogue ranked for this shopper, from the profile in the page (the
+   * catalogue is fetched once per page and revalidated by ETag). Resolves to [] when the
+   * SDK is off, the site has no catalogue, or the options are refused (an 'error' says why).
+   */
+  recommend(options?: RecommendOptions): Promise<Recommendation[]>;
   on<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
   off<K extends keyof NudgeEvents>(name: K, callback: NudgeEvents[K]): void;
   /**

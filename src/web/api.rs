@@ -8,6 +8,7 @@ use super::shell::{error_note, Note, Shell};
 use super::tabs;
 use crate::engine::Kind;
 use crate::error::Error;
+use crate::recommend::Catalog;
 use crate::tabs::Role;
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
@@ -31,6 +32,8 @@ struct Inner {
     problems: RefCell<Vec<&'static str>>,
     /// The wrapper's `present(popupJson)`: shows a campaign's popup.
     present: Option<Function>,
+    /// The catalogue recommendations rank (empty until the wrapper gives the feed).
+    catalog: RefCell<Catalog>,
 }
 
 /// The SDK in one page. Made by the JS wrapper's `init(options)`.
@@ -55,6 +58,7 @@ impl Nudge {
             waiters: RefCell::new(Vec::new()),
             problems: RefCell::new(problems),
             present,
+            catalog: RefCell::new(Catalog::default()),
         });
         let nudge = Nudge { inner };
         nudge.wire();
@@ -114,13 +118,37 @@ impl Nudge {
         self.run(method, |s| s.call(kind, name, props, options))
     }
 
-    /// `profile()` (`debug` false: the profile view) or `debug()` (`debug` true: outbox,
-    /// delivery, role and storage), as JSON text computed now without any I/O.
-    pub fn view(&self, debug: bool) -> String {
-        match self.inner.shell.try_borrow() {
-            Ok(s) if debug => s.debug_info(),
-            Ok(s) => s.engine.profile_json(env::now()),
-            Err(_) => String::from("null"),
+    /// Reads computed now, without any I/O, as text:
+    /// - 0: `profile()`, the profile view (JSON);
+    /// - 1: `debug()`: outbox, delivery, role and storage (JSON);
+    /// - 2: takes `arg` as the catalogue recommendations rank (the compact form of
+    ///   [`crate::recommend::Catalog::read`]); returns an empty string;
+    /// - 3: `recommend(options)`, `arg` the options' JSON: `[[index,"reason"],...]` into the
+    ///   catalogue, or `null` when refused (reported like any other error).
+    pub fn view(&self, what: u32, arg: Option<String>) -> String {
+        let Ok(s) = self.inner.shell.try_borrow() else {
+            return String::from("null");
+        };
+        match what {
+            0 => s.engine.profile_json(env::now()),
+            1 => s.debug_info(),
+            2 => {
+                if let Ok(mut c) = self.inner.catalog.try_borrow_mut() {
+                    *c = Catalog::read(arg.as_deref().unwrap_or(""));
+                }
+                String::new()
+            }
+            _ => {
+                let result = match self.inner.catalog.try_borrow() {
+                    Ok(c) => s.engine.recommend(&c, arg.as_deref().unwrap_or("{}"), env::now()),
+                    Err(_) => return String::from("null"),
+                };
+                drop(s);
+                result.unwrap_or_else(|e| {
+                    self.fail("recommend", e.message());
+                    String::from("null")
+                })
+            }
         }
     }
 
