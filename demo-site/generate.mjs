@@ -401,8 +401,8 @@ const accountPage = () => layout({
 export function makeStore(seed = DEFAULT_SEED) {
   const products = makeCatalog(seed);
   const files = new Map();
-  // What `nudge-server catalog load` imports.
-  const catalog = products.map(({ id, name, category, brand, price, image, url, in_stock }) => ({ id, name, category, brand, price, image, url, in_stock }));
+  // What `nudge-server catalog load` imports (with the currency, so slots show prices as money).
+  const catalog = products.map(({ id, name, category, brand, price, image, url, in_stock }) => ({ id, name, category, brand, price, currency: 'USD', image, url, in_stock }));
   files.set('catalog.json', JSON.stringify(catalog, null, 1) + '\n');
   files.set('index.html', homePage(products));
   for (const cat of CATEGORIES) files.set(`c/${cat.slug}.html`, categoryPage(cat, products));

@@ -79,7 +79,8 @@ test('the generator writes the same files on every run: ~200 products in six cat
   assert.deepEqual([...new Set(catalog.map((p) => p.category))], ['TVs', 'Phones', 'Laptops', 'Headphones', 'Cameras', 'Home']);
   assert.equal(new Set(catalog.map((p) => p.id)).size, catalog.length, 'ids are unique');
   for (const p of catalog) {
-    assert.deepEqual(Object.keys(p), ['id', 'name', 'category', 'brand', 'price', 'image', 'url', 'in_stock']);
+    assert.deepEqual(Object.keys(p), ['id', 'name', 'category', 'brand', 'price', 'currency', 'image', 'url', 'in_stock']);
+    assert.equal(p.currency, 'USD');
     assert.ok(Number.isFinite(p.price) && p.price > 0);
     assert.ok(a.has(p.image.slice(1)), `${p.image} exists`);
     assert.ok(a.has(p.url.slice(1)), `${p.url} exists`);
@@ -96,7 +97,7 @@ test('the generator writes the same files on every run: ~200 products in six cat
   assert.notEqual(await readFile(join(other, 'catalog.json'), 'utf8'), await readFile(join(store, 'catalog.json'), 'utf8'));
 });
 
-test('home and product pages hold product slots with a template and server-rendered products', async () => {
+test('home, product and cart pages hold product slots with a template and server-rendered products', async () => {
   const { page, errors } = await shopper();
   await visit(page, '/');
   const home = await page.evaluate(() => {
@@ -116,6 +117,12 @@ test('home and product pages hold product slots with a template and server-rende
     return { product: slot.dataset.productId, categories: [...slot.querySelectorAll(':scope > .card .meta')].map((m) => m.textContent.split(' · ')[1]) };
   });
   assert.deepEqual(similar, { product: tv.id, categories: ['TVs', 'TVs', 'TVs', 'TVs'] });
+  await visit(page, '/cart.html');
+  const extras = await page.evaluate(() => {
+    const slot = document.querySelector('[data-nudge-slot="complete-the-cart"]');
+    return { count: slot.dataset.count, template: !!slot.querySelector('template'), cards: slot.querySelectorAll(':scope > .card').length };
+  });
+  assert.deepEqual(extras, { count: '4', template: true, cards: 4 });
   assert.deepEqual(errors, []);
 });
 
