@@ -6,7 +6,7 @@
 // page's for-you slot, leaves, takes the newsletter coupon, comes back, leaves a TV in the
 // cart, gets the cart reminder, follows it and buys with the coupon; the dashboard shows the
 // recovered revenue. Each step saves a screenshot to docs/journey/NN-name.png (README, "The
-// whole journey").
+// whole journey"), or into $NUDGE_JOURNEY_DIR when set.
 //
 // Needs js/dist (scripts/build), the nudge-server binary (`cargo build -p nudge-server`, or
 // NUDGE_SERVER_BIN) and a python3 with aiosmtpd.
@@ -14,14 +14,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   ROOT, requireDist, launchBrowser, watchPage, waitReady, waitUntil, profileOf, startNudgeServer,
   secretCall, putCampaigns, OBSERVE, fastExit, draw, freePort, startSink, mimeEntity, mimeParts,
   generateStore, startDemoStore, startWebhookReceiver,
 } from './helpers.mjs';
 
-const SHOTS = join(ROOT, 'docs/journey');
+// Where the screenshots go: docs/journey/ (README shows them), or NUDGE_JOURNEY_DIR.
+const SHOTS = process.env.NUDGE_JOURNEY_DIR ? resolve(process.env.NUDGE_JOURNEY_DIR) : join(ROOT, 'docs/journey');
 const VIEWPORT = { width: 1000, height: 700 };
 // The store's newsletter campaign (demo-site/campaigns.json): exit intent in TVs `decision`.
 const NEWSLETTER = 'tv-decision-coupon';
@@ -180,7 +181,7 @@ test('the whole journey: browse TVs, for-you slot, newsletter coupon, cart aband
   await shot(page, '03-exit-intent-popup');
 
   // ----- 4. the shopper enters an email; the coupon email recommends TVs -----
-  const email = `shopper-${Date.now()}@example.com`;
+  const email = 'shopper@example.com'; // a fresh server: nobody else has it
   await dialog.getByRole('textbox', { name: 'Email address' }).fill(email);
   await dialog.getByRole('button', { name: 'Send me my code' }).click();
   const codeEl = page.locator('nudge-popup code');
