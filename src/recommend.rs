@@ -68,10 +68,11 @@ pub struct Product {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     products: Vec<Product>,
-    /// Index into `names` of each product's category and brand.
+    /// Index into `names` of each product's category, brand and price band.
     category_of: Vec<u32>,
     brand_of: Vec<u32>,
-    /// Distinct category and brand names.
+    band_of: Vec<u32>,
+    /// Distinct category, brand and price-band names.
     names: Vec<String>,
     /// The largest popularity, for scaling.
     top_popularity: f64,
@@ -117,8 +118,10 @@ impl Catalog {
     fn push(&mut self, p: Product) {
         let category = self.intern(&p.category);
         let brand = self.intern(&p.brand);
+        let band = self.intern(price_band(p.price));
         self.category_of.push(category);
         self.brand_of.push(brand);
+        self.band_of.push(band);
         self.top_popularity = self.top_popularity.max(p.popularity);
         self.products.push(p);
     }
@@ -263,7 +266,8 @@ pub fn rank(
     }
     let weights = &WEIGHTS[strategy as usize];
 
-    // Scores per category or brand name, each scaled to 0..1 by the shopper's strongest.
+    // Scores per category, brand or price band, each scaled to 0..1 by the shopper's
+    // strongest of its kind, indexed like the catalogue's names.
     let scaled = |scores: &Scores, by_stage: bool| -> Vec<f64> {
         let ranked = scores.ranked(now, hl);
         let top = ranked.first().map_or(1.0, |r| r.1);
@@ -285,8 +289,7 @@ pub fn rank(
     };
     let by_category = scaled(&aff.categories, true);
     let by_brand = scaled(&aff.brands, false);
-    let bands = aff.price_bands.ranked(now, hl);
-    let top_band = bands.first().map_or(1.0, |b| b.1);
+    let by_band = scaled(&aff.price_bands, false);
 
     // Never offered: what is in the cart or was bought, and the anchor itself.
     let mut excluded: Vec<&str> = cart.iter().map(|l| l.product_id.as_str()).collect();
@@ -309,7 +312,7 @@ pub fn rank(
 
     let mut best: Vec<(f64, usize, usize)> = Vec::with_capacity(count + 1);
     for (i, p) in catalog.products.iter().enumerate() {
-        let (cat, brand) = (catalog.category_of[i], catalog.brand_of[i]);
+        let (cat, brand, band) = (catalog.category_of[i], catalog.brand_of[i], catalog.band_of[i]);
         if !p.in_stock || wanted.is_some_and(|w| w != Some(cat as usize)) || excluded.contains(&p.id.as_str()) {
             continue;
         }
@@ -319,7 +322,7 @@ pub fn rank(
         let mut parts = [0.0; PARTS];
         parts[0] = by_category[cat as usize] * fade;
         parts[1] = by_brand[brand as usize] * fade;
-        parts[2] = bands.iter().find(|b| b.0 == price_band(p.price)).map_or(0.0, |b| b.1 / top_band) * fade;
+        parts[2] = by_band[band as usize] * fade;
         parts[3] = p.popularity / top_pop;
         if let Some(a) = anchor {
             let ap = catalog.products[a].price;
