@@ -137,7 +137,13 @@ impl Standing {
 
 /// Each campaign's [`Standing`] for `p`, in rank order: the first `Eligible` one whose
 /// trigger fires is the one that shows (the caller checks consent first).
-pub fn standings<'c>(ranked: &'c [Campaign], p: &Profile, ledger: &Ledger, now: Millis, th: &Thresholds) -> Vec<(&'c Campaign, Standing)> {
+pub fn standings<'c>(
+    ranked: &'c [Campaign],
+    p: &Profile,
+    ledger: &Ledger,
+    now: Millis,
+    th: &Thresholds,
+) -> Vec<(&'c Campaign, Standing)> {
     let mut facts = Facts { p, now, th, overall: None, cart: None };
     let person = p.user_id.as_deref().unwrap_or(&p.anonymous_id);
     ranked

@@ -353,9 +353,10 @@ impl Engine {
     pub fn campaigns_json(&self, now: Millis) -> String {
         let consent = self.consent().personalization;
         let mut out = String::from("[");
-        for (i, (c, s)) in standings(&self.campaigns, &self.profile, &self.profile.popups, now, &self.settings.thresholds)
-            .into_iter()
-            .enumerate()
+        for (i, (c, s)) in
+            standings(&self.campaigns, &self.profile, &self.profile.popups, now, &self.settings.thresholds)
+                .into_iter()
+                .enumerate()
         {
             if i > 0 {
                 out.push(',');
