@@ -400,6 +400,20 @@
       return store(sessionStorage, SEEN_KEY, [...seen, ...fresh].slice(-15)) || [];
     }
 
+    // Each campaign in rank order with what happens when its trigger fires: the first
+    // eligible campaign for a trigger shows; the core says why the others would not.
+    function campaigns(list) {
+      const first = {};
+      return list.map((c) => {
+        let why = c.standing;
+        if (c.standing === 'eligible') {
+          why = first[c.on] ? `eligible, but ${first[c.on]} ranks first` : `shows on ${c.on}`;
+          first[c.on] ||= c.id;
+        }
+        return [c.id, why, { 'data-campaign': c.id }];
+      });
+    }
+
     function render(p) {
       last = p;
       if (!p) return;
@@ -423,6 +437,7 @@
           ['checkout', c.checkoutStarted ? 'started' : 'not started'],
         ]),
         section('Consent', Object.entries(p.consent).map(([k, v]) => [k, v ? 'granted' : 'refused'])),
+        section('Campaigns: which would show, and why', campaigns(info ? info.campaigns : []), { id: 'inspector-campaigns' }),
         section('Identity', [['anonymousId', p.anonymousId], ['userId', p.userId || '–'], ['email', p.traits.email || '–']]),
         section('Outbox', info ? [
           ['waiting to send', outbox.length],

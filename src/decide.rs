@@ -109,6 +109,60 @@ pub fn decide<'c>(
     Some(if c.holdout > 0.0 && draw(person, &c.id) < c.holdout { Choice::HeldOut(c) } else { Choice::Show(c) })
 }
 
+/// Where a campaign stands for the shopper now, whatever its trigger: what a store's
+/// inspector shows as "which campaign would show and why".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Its popup would show when its trigger fires.
+    Eligible,
+    /// The shopper is in its holdout: nothing shows when it fires.
+    HeldOut,
+    /// The shopper is not in its audience.
+    Audience,
+    /// Its caps allow no popup now.
+    Capped,
+}
+
+impl Standing {
+    /// The name the inspector and `debug()` show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Standing::Eligible => "eligible",
+            Standing::HeldOut => "held out",
+            Standing::Audience => "not in its audience",
+            Standing::Capped => "capped",
+        }
+    }
+}
+
+/// Each campaign's [`Standing`] for `p`, in rank order: the first `Eligible` one whose
+/// trigger fires is the one that shows (the caller checks consent first).
+pub fn standings<'c>(
+    ranked: &'c [Campaign],
+    p: &Profile,
+    ledger: &Ledger,
+    now: Millis,
+    th: &Thresholds,
+) -> Vec<(&'c Campaign, Standing)> {
+    let mut facts = Facts { p, now, th, overall: None, cart: None };
+    let person = p.user_id.as_deref().unwrap_or(&p.anonymous_id);
+    ranked
+        .iter()
+        .map(|c| {
+            let standing = if !facts.matches(&c.audience) {
+                Standing::Audience
+            } else if !ledger.seen.get(&c.id).is_none_or(|s| s.allows(&c.caps, now, p.session.id)) {
+                Standing::Capped
+            } else if c.holdout > 0.0 && draw(person, &c.id) < c.holdout {
+                Standing::HeldOut
+            } else {
+                Standing::Eligible
+            };
+            (c, standing)
+        })
+        .collect()
+}
+
 /// A stable number in [0, 1) for a person and a campaign: FNV-1a over both, then a
 /// finalising mix so that ids differing in one character land far apart.
 ///
@@ -177,6 +231,32 @@ mod tests {
         p.session.count = 1;
         p.user_id = Some("u".into());
         assert_eq!(decide(std::slice::from_ref(&c), &m, &p, &l, T, &th), None, "identified");
+    }
+
+    #[test]
+    fn standings_say_why_each_campaign_would_or_would_not_show() {
+        let th = Thresholds::default();
+        let mut p = Profile::new("anon".into());
+        let tvs = campaign(
+            r#"{"id":"tvs","trigger":{"on":"exit-intent"},"content":{},"audience":{"stage":{"category":"TVs","in":["decision"]}}}"#,
+        );
+        let all = campaign(r#"{"id":"all","trigger":{"on":"time-on-page","seconds":20},"content":{}}"#);
+        assert!(draw("anon", "held") < 0.9, "this shopper falls in a 90% holdout");
+        let held = campaign(r#"{"id":"held","trigger":{"on":"exit-intent"},"content":{},"holdout":0.9}"#);
+        let ranked = [tvs.clone(), all.clone(), held.clone()];
+        let mut ledger = Ledger::default();
+        let names = |l: &Ledger, p: &Profile| {
+            standings(&ranked, p, l, T, &th).iter().map(|(c, s)| (c.id.clone(), s.name())).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&ledger, &p),
+            [("tvs".into(), "not in its audience"), ("all".into(), "eligible"), ("held".into(), "held out")]
+        );
+        p.category("TVs", T, &th).observe(Signal::Intent, T, &th);
+        ledger.entry(&all.id, T).shown(T, p.session.id);
+        let got = names(&ledger, &p);
+        assert_eq!(got[0], ("tvs".into(), "eligible"));
+        assert_eq!(got[1], ("all".into(), "capped"), "once per session by default");
     }
 
     #[test]

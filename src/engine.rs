@@ -16,7 +16,7 @@ use crate::cart::Line;
 use crate::codec::{field, optional, Json, MAX_STATE_DEPTH};
 use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
-use crate::decide::{decide, Choice, Moment};
+use crate::decide::{decide, standings, Choice, Moment};
 use crate::error::Error;
 use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
@@ -345,6 +345,30 @@ impl Engine {
     /// Consent in force now.
     pub fn consent(&self) -> Effective {
         self.settings.policy.effective(&self.profile.consent)
+    }
+
+    /// Each campaign's standing for the shopper now, as `debug()` shows it:
+    /// `[{"id","on","standing"}]` in rank order (see [`crate::decide::standings`]); every
+    /// campaign is `no personalization consent` without that consent.
+    pub fn campaigns_json(&self, now: Millis) -> String {
+        let consent = self.consent().personalization;
+        let mut out = String::from("[");
+        for (i, (c, s)) in
+            standings(&self.campaigns, &self.profile, &self.profile.popups, now, &self.settings.thresholds)
+                .into_iter()
+                .enumerate()
+        {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('{');
+            push_field(&mut out, "id", &c.id);
+            push_field(&mut out, "on", c.trigger.name());
+            push_field(&mut out, "standing", if consent { s.name() } else { "no personalization consent" });
+            out.push('}');
+        }
+        out.push(']');
+        out
     }
 
     /// `recommend(options)`: the catalogue ranked for this shopper as `[[index,"reason"],...]`

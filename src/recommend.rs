@@ -36,6 +36,7 @@ use crate::codec::field;
 use crate::config::Thresholds;
 use crate::funnel::Stage;
 use crate::json_value::{parse, push_str, push_uint};
+use crate::keyed::Keyed;
 use crate::profile::Profile;
 use crate::time::{Millis, DAY};
 
@@ -68,11 +69,14 @@ pub struct Product {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     products: Vec<Product>,
-    /// Index into `names` of each product's category and brand.
+    /// Index into `names` of each product's category, brand and price band.
     category_of: Vec<u32>,
     brand_of: Vec<u32>,
-    /// Distinct category and brand names.
+    band_of: Vec<u32>,
+    /// Distinct category, brand and price-band names.
     names: Vec<String>,
+    /// Each name's index in `names`, to number ten thousand products quickly.
+    index: Keyed<u64>,
     /// The largest popularity, for scaling.
     top_popularity: f64,
 }
@@ -117,20 +121,21 @@ impl Catalog {
     fn push(&mut self, p: Product) {
         let category = self.intern(&p.category);
         let brand = self.intern(&p.brand);
+        let band = self.intern(price_band(p.price));
         self.category_of.push(category);
         self.brand_of.push(brand);
+        self.band_of.push(band);
         self.top_popularity = self.top_popularity.max(p.popularity);
         self.products.push(p);
     }
 
     fn intern(&mut self, name: &str) -> u32 {
-        match self.names.iter().position(|n| n == name) {
-            Some(i) => i as u32,
-            None => {
-                self.names.push(name.into());
-                (self.names.len() - 1) as u32
-            }
+        if let Some(i) = self.index.get(name) {
+            return *i as u32;
         }
+        self.names.push(name.into());
+        self.index.insert(name.into(), self.names.len() as u64 - 1);
+        self.names.len() as u32 - 1
     }
 
     /// The product at `index` (as a [`Pick`] names it).
@@ -263,13 +268,15 @@ pub fn rank(
     }
     let weights = &WEIGHTS[strategy as usize];
 
-    // Scores per category or brand name, each scaled to 0..1 by the shopper's strongest.
+    // Scores per category, brand or price band, each scaled to 0..1 by the shopper's
+    // strongest of its kind, indexed like the catalogue's names.
     let scaled = |scores: &Scores, by_stage: bool| -> Vec<f64> {
         let ranked = scores.ranked(now, hl);
         let top = ranked.first().map_or(1.0, |r| r.1);
         let mut out = vec![0.0; catalog.names.len()];
         for (name, score) in ranked {
-            if let Some(i) = catalog.names.iter().position(|n| n == name) {
+            if let Some(&i) = catalog.index.get(name) {
+                let i = i as usize;
                 let stage = if by_stage { profile.categories.get(name).map(|e| e.stage(now, th)) } else { None };
                 let weight = match stage {
                     Some(Stage::Decision) | None => 1.0,
@@ -285,8 +292,7 @@ pub fn rank(
     };
     let by_category = scaled(&aff.categories, true);
     let by_brand = scaled(&aff.brands, false);
-    let bands = aff.price_bands.ranked(now, hl);
-    let top_band = bands.first().map_or(1.0, |b| b.1);
+    let by_band = scaled(&aff.price_bands, false);
 
     // Never offered: what is in the cart or was bought, and the anchor itself.
     let mut excluded: Vec<&str> = cart.iter().map(|l| l.product_id.as_str()).collect();
@@ -303,23 +309,33 @@ pub fn rank(
         cart.iter().any(|l| if brand { &l.brand } else { &l.category }.as_deref() == Some(name))
     };
     let dearest = cart.iter().fold(0.0_f64, |m, l| m.max(l.price));
-    let wanted = request.category.as_deref().map(|c| catalog.names.iter().position(|n| n == c));
+    let wanted = request.category.as_deref().map(|c| catalog.index.get(c).map(|&i| i as usize));
     let top_pop = catalog.top_popularity.max(1.0);
     let count = request.count.clamp(1, MAX_COUNT);
 
+    // The score and its largest part's index.
+    let total = |parts: &[f64; PARTS]| {
+        let (mut score, mut why, mut largest) = (0.0, 3, 0.0);
+        for (k, part) in parts.iter().enumerate() {
+            let v = part * weights[k];
+            score += v;
+            if v > largest {
+                (largest, why) = (v, k);
+            }
+        }
+        (score, why)
+    };
     let mut best: Vec<(f64, usize, usize)> = Vec::with_capacity(count + 1);
     for (i, p) in catalog.products.iter().enumerate() {
-        let (cat, brand) = (catalog.category_of[i], catalog.brand_of[i]);
-        if !p.in_stock || wanted.is_some_and(|w| w != Some(cat as usize)) || excluded.contains(&p.id.as_str()) {
+        let (cat, brand, band) = (catalog.category_of[i], catalog.brand_of[i], catalog.band_of[i]);
+        if !p.in_stock || wanted.is_some_and(|w| w != Some(cat as usize)) {
             continue;
         }
         let yes = |b: bool| if b { 1.0 } else { 0.0 };
-        // Products viewed in the last day count a little less for the shopper's interests.
-        let fade = if profile.seen.get(&p.id).is_some_and(|t| now.saturating_sub(*t) < DAY) { 0.7 } else { 1.0 };
         let mut parts = [0.0; PARTS];
-        parts[0] = by_category[cat as usize] * fade;
-        parts[1] = by_brand[brand as usize] * fade;
-        parts[2] = bands.iter().find(|b| b.0 == price_band(p.price)).map_or(0.0, |b| b.1 / top_band) * fade;
+        parts[0] = by_category[cat as usize];
+        parts[1] = by_brand[brand as usize];
+        parts[2] = by_band[band as usize];
         parts[3] = p.popularity / top_pop;
         if let Some(a) = anchor {
             let ap = catalog.products[a].price;
@@ -333,17 +349,22 @@ pub fn rank(
             parts[8] = yes(!p.brand.is_empty() && in_cart(&p.brand, true));
             parts[9] = (1.0 - p.price / dearest).max(0.0);
         }
-        let (mut score, mut why, mut largest) = (0.0, 3, 0.0);
-        for (k, part) in parts.iter().enumerate() {
-            let v = part * weights[k];
-            score += v;
-            if v > largest {
-                (largest, why) = (v, k);
-            }
-        }
-        // Kept best first; an equal score stays behind the earlier product.
-        if best.len() == count && best[count - 1].0 >= score {
+        // Only a product that would make the list is looked up by id (text comparisons are
+        // most of the cost): kept best first, an equal score behind the earlier product.
+        let beaten = |score: f64, best: &Vec<(f64, usize, usize)>| best.len() == count && best[count - 1].0 >= score;
+        let (mut score, mut why) = total(&parts);
+        if beaten(score, &best) || excluded.contains(&p.id.as_str()) {
             continue;
+        }
+        // Products viewed in the last day count a little less for the shopper's interests.
+        if profile.seen.get(&p.id).is_some_and(|t| now.saturating_sub(*t) < DAY) {
+            for part in &mut parts[..3] {
+                *part *= 0.7;
+            }
+            (score, why) = total(&parts);
+            if beaten(score, &best) {
+                continue;
+            }
         }
         let at = best.partition_point(|b| b.0 >= score);
         best.insert(at, (score, i, why));

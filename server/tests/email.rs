@@ -288,7 +288,59 @@ async fn the_issued_coupon_is_the_one_in_the_email(backend: Backend) {
     server.stop().await;
 }
 
+/// With a catalogue, emails rank it with the core's recommendations (what the browser's
+/// slots show): the coupon email lists TVs from the catalogue for a shopper who viewed TVs,
+/// with the catalogue's paths made absolute against the shop's pages; after an order the
+/// evaluation email lists products similar to the one bought, not the one bought.
+async fn with_a_catalogue_emails_rank_it_like_the_browser(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let sink = Sink::start();
+    let clock = TestClock::new();
+    let w = worker(&server, &sink.url(), &clock);
+    let product = |id: &str, name: &str, category: &str, brand: &str, price: f64| {
+        json!({"id": id, "name": name, "category": category, "brand": brand, "price": price, "currency": "EUR",
+               "url": format!("/p/{id}"), "image": format!("/img/{id}.svg")})
+    };
+    let catalogue = json!([
+        product("ph-1", "Fone X", "Phones", "Fone", 899.0),
+        product("tv-1", "Sharp 55 OLED", "TVs", "Sharp", 499.0),
+        product("tv-3", "Bravia 65", "TVs", "Sony", 499.0),
+        product("tv-7", "Sony 50 LED", "TVs", "Sony", 449.0),
+        product("tv-8", "Vizo 43", "TVs", "Vizo", 299.0),
+        product("hd-1", "Buds", "Headphones", "Sony", 99.0),
+    ]);
+    let put = server.secret(reqwest::Method::PUT, "/v1/catalog").header("content-type", "application/json");
+    let response = put.body(catalogue.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let t0 = nudge_server::app::now_ms() - 60_000;
+    let mut batch = browsing("anon-7", true, t0);
+    for m in batch.iter_mut() {
+        m["context"]["page"] = json!({"url": "https://shop.example/p/tv-1?utm_source=x"});
+    }
+    batch.push(coupon_issued("anon-7", t0 + 5_000, Some(true)));
+    server.send(batch).await;
+    let job = settle(&w, &server, jobs::COUPON, &format!("coupon-{CODE}-anon-7")).await;
+    assert_eq!(job.2, "sent", "{job:?}");
+    let mail = &sink.mails()[0];
+    let listed = |text: &str, names: &[&str]| names.iter().filter(|n| text.contains(*n)).count();
+    assert_eq!(listed(&mail.text, &["Sharp 55 OLED", "Bravia 65", "Sony 50 LED", "Vizo 43"]), 4, "{}", mail.text);
+    assert!(!mail.text.contains("Fone X"), "four TVs fill the list before a phone: {}", mail.text);
+    assert!(mail.text.contains("https://shop.example/p/tv-7"), "a catalogue path made absolute: {}", mail.text);
+    assert!(mail.html.contains(r#"<img src="https://shop.example/img/tv-8.svg""#));
+
+    server.send(vec![order("anon-7", nudge_server::app::now_ms(), true)]).await;
+    let job = settle(&w, &server, jobs::EVALUATION, "anon-7-order").await;
+    assert_eq!(job.2, "sent", "{job:?}");
+    let mails = sink.mails();
+    let evaluation = mails.last().unwrap();
+    let similar = evaluation.text.split("Bravia 65").last().unwrap_or("");
+    assert!(similar.contains("Sony 50 LED"), "same category, brand and a close price first: {}", evaluation.text);
+    assert!(!similar.contains("Bravia 65"), "not the product bought");
+    server.stop().await;
+}
+
 on_both_backends!(
+    with_a_catalogue_emails_rank_it_like_the_browser,
     coupon_email_then_unsubscribe_stops_later_emails,
     no_consent_no_email,
     smtp_down_then_up_delivers_exactly_once,

@@ -472,6 +472,8 @@ impl Shell {
         push_uint(&mut s, self.delivery.in_flight() as u64);
         push_key(&mut s, "failures");
         push_uint(&mut s, u64::from(self.delivery.attempts()));
+        push_key(&mut s, "campaigns");
+        s.push_str(&self.engine.campaigns_json(env::now()));
         s.push('}');
         s
     }

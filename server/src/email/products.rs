@@ -1,15 +1,22 @@
-//! Products for emails, taken from the person's own events until there is a catalogue:
-//! what they viewed (`Product Viewed`, `Product Clicked`, `Product Added`), with the name,
-//! price, URL and image URL those events carried. Recommended products are the ones viewed
-//! in the person's top categories; similar products after an order are the ones viewed in
-//! the order's categories. Purchased and in-cart products are left out. A catalogue would
-//! replace [`known`] and keep the rest.
+//! Products for emails. When the site has a catalogue, [`ranked`] ranks it for the person
+//! with the core's recommendations (`nudge::recommend`, the ranking their browser uses for
+//! slots), from the profile their events fold into. Without one, products come from the
+//! person's own events: what they viewed (`Product Viewed`, `Product Clicked`,
+//! `Product Added`), with the name, price, URL and image URL those events carried;
+//! recommended products are the ones viewed in the person's top categories, similar
+//! products after an order the ones viewed in the order's categories ([`recommend`]).
+//! Purchased and in-cart products are left out either way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use nudge::config::Thresholds;
+use nudge::merge::{fold_all, Stored};
+use nudge::recommend::{rank, Catalog, Request, Strategy};
+
 use super::person::Message;
+use crate::catalog;
 
 /// Events that show a product to the person.
 const VIEWS: [&str; 3] = ["Product Viewed", "Product Clicked", "Product Added"];
@@ -147,6 +154,66 @@ pub fn recommend(
         }
     }
     out
+}
+
+/// The site's catalogue ranked for the person by `strategy` (`similar` to `anchor`, the
+/// first product the person bought in the order, say), at most [`MAX`]. Catalogue paths
+/// (`/p/tv-1`) become absolute against the page the person was last seen on; a product
+/// whose link cannot be made an http(s) URL is listed without it.
+pub fn ranked(
+    catalogue: &[catalog::Product],
+    messages: &[Message],
+    th: &Thresholds,
+    strategy: Strategy,
+    anchor: Option<&str>,
+    now_ms: i64,
+) -> Vec<Product> {
+    let stored: Vec<Stored<'_>> = messages.iter().map(|m| crate::profiles::as_stored(&m.stored)).collect();
+    let profile = fold_all(&stored, th).profile;
+    let core = Catalog::new(
+        catalogue
+            .iter()
+            .map(|p| nudge::recommend::Product {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                category: p.category.clone(),
+                brand: p.brand.clone().unwrap_or_default(),
+                price: p.price,
+                in_stock: p.in_stock,
+                popularity: 0.0,
+            })
+            .collect(),
+    );
+    let request = Request { strategy, count: MAX, product_id: anchor.map(str::to_string), category: None };
+    let Ok(picks) = rank(&core, &profile, &request, now_ms.max(0) as u64, th) else { return Vec::new() };
+    let base = messages
+        .iter()
+        .rev()
+        .find_map(|m| m.body.pointer("/context/page/url").and_then(Value::as_str))
+        .and_then(|u| reqwest::Url::parse(u).ok());
+    let absolute = |link: &Option<String>| {
+        let link = link.as_deref()?;
+        let url = match &base {
+            Some(b) => b.join(link).ok()?,
+            None => reqwest::Url::parse(link).ok()?,
+        };
+        matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+    };
+    picks
+        .iter()
+        .map(|pick| {
+            let p = &catalogue[pick.index];
+            Product {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                category: Some(p.category.clone()),
+                price: Some(p.price),
+                currency: p.currency.clone(),
+                url: absolute(&p.url),
+                image_url: absolute(&p.image),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

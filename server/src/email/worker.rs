@@ -11,9 +11,11 @@
 //! repeat. An SMTP server that is down, or answers 4xx, only delays the job (backoff up to
 //! an hour, for a week); a 5xx answer fails it for good.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nudge::recommend::Strategy;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -163,11 +165,21 @@ impl Worker {
             }
         }
         let cart = crate::abandon::cart_of(&mut db, &job.site_id, &who).await?;
+        let catalogue = crate::catalog::load(&mut db, &job.site_id).await?;
+        let thresholds = crate::site_config::load(&mut db, &job.site_id).await?.thresholds;
         drop(conn);
-        let in_cart: std::collections::BTreeSet<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
+        let in_cart: BTreeSet<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
         let bought = products::purchased(&messages);
         let mut exclude = bought.clone();
         exclude.extend(in_cart);
+        // Picks from the catalogue when the site has one, else from what the person viewed.
+        let picks = |strategy: Strategy, anchor: Option<&str>, categories: Option<&BTreeSet<String>>| {
+            if catalogue.is_empty() {
+                products::recommend(&messages, categories, &exclude)
+            } else {
+                products::ranked(&catalogue, &messages, &thresholds, strategy, anchor, now)
+            }
+        };
         let known = products::known(&messages);
         let props = source.props();
         let address = match job.kind.as_str() {
@@ -195,7 +207,7 @@ impl Worker {
                         return skip("the coupon expired");
                     }
                 }
-                compose::coupon(&frame, &coupon, &products::recommend(&messages, None, &exclude), reminder)
+                compose::coupon(&frame, &coupon, &picks(Strategy::ForYou, None, None), reminder)
             }
             jobs::CART_REMINDER => {
                 if cart.lines.is_empty() || ordered_since(&messages, source.at()) {
@@ -204,15 +216,16 @@ impl Worker {
                 let lines = compose::lines(props, &known);
                 let value = props.get("cart_value").and_then(|v| v.as_f64());
                 let currency = props.get("currency").and_then(|v| v.as_str());
-                let picks = products::recommend(&messages, None, &exclude);
+                let picks = picks(Strategy::ForYou, None, None);
                 compose::cart(&frame, &lines, value.map(|v| (v, currency)), &picks)
             }
             jobs::EVALUATION => {
                 let lines = compose::lines(props, &known);
                 let bought_now: Vec<products::Product> = lines.into_iter().map(|(p, _)| p).collect();
-                let categories: std::collections::BTreeSet<String> =
-                    bought_now.iter().filter_map(|p| p.category.clone()).collect();
-                let similar = products::recommend(&messages, (!categories.is_empty()).then_some(&categories), &exclude);
+                let categories: BTreeSet<String> = bought_now.iter().filter_map(|p| p.category.clone()).collect();
+                let anchor = bought_now.iter().map(|p| p.id.as_str()).find(|id| catalogue.iter().any(|c| c.id == *id));
+                let strategy = if anchor.is_some() { Strategy::Similar } else { Strategy::ForYou };
+                let similar = picks(strategy, anchor, (!categories.is_empty()).then_some(&categories));
                 compose::evaluation(&frame, &bought_now, &similar)
             }
             other => return skip(&format!("unknown kind {other}")),
