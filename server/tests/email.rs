@@ -212,9 +212,16 @@ async fn no_consent_no_email(backend: Backend) {
     assert_eq!(job.2, "sent", "{job:?}");
     let mails = sink.mails();
     assert_eq!(mails.len(), 1);
-    assert!(mails[0].text.contains("review") && mails[0].text.contains("https://shop.example/p/tv-3#reviews"));
+    assert!(
+        mails[0].text.contains("review")
+            && mails[0].text.contains(
+                "https://shop.example/p/tv-3?utm_source=nudge&utm_medium=email&utm_campaign=evaluation#reviews"
+            ),
+        "the review link, tagged: {}",
+        mails[0].text
+    );
     assert!(mails[0].text.contains("Similar products") && mails[0].text.contains("Sharp 55\" OLED"));
-    assert!(!mails[0].text.contains("- Bravia 65, 499.00 EUR: https://shop.example/p/tv-3\n"), "bought: not similar");
+    assert!(!mails[0].text.contains("- Bravia 65, 499.00 EUR: https://shop.example/p/tv-3?utm_source=nudge&utm_medium=email&utm_campaign=evaluation\n"), "bought: not similar");
 
     // Erasing the shopper drops their jobs, and the address in them.
     let response = server.secret(reqwest::Method::DELETE, "/v1/profiles/anonymous/anon-3").send().await.unwrap();

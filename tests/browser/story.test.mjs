@@ -5,8 +5,9 @@
 // (a node http server). A new shopper browses TVs into `decision`, sees TVs in the home
 // page's for-you slot, leaves, takes the newsletter coupon, comes back, leaves a TV in the
 // cart, gets the cart reminder, follows it and buys with the coupon; the dashboard shows the
-// recovered revenue. Each step saves a screenshot to docs/journey/NN-name.png (README, "The
-// whole journey"), or into $NUDGE_JOURNEY_DIR when set.
+// recovered revenue. Each step saves a screenshot NN-name.png into $NUDGE_JOURNEY_DIR, or a
+// temporary directory: `scripts/journey-screenshots` runs it into docs/journey/ (README, "The
+// whole journey"), so that ordinary test runs leave the tracked pictures alone.
 //
 // Needs js/dist (scripts/build), the nudge-server binary (`cargo build -p nudge-server`, or
 // NUDGE_SERVER_BIN) and a python3 with aiosmtpd.
@@ -15,14 +16,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import {
   ROOT, requireDist, launchBrowser, watchPage, waitReady, waitUntil, profileOf, startNudgeServer,
   secretCall, putCampaigns, OBSERVE, fastExit, draw, freePort, startSink, mimeEntity, mimeParts,
   generateStore, startDemoStore, startWebhookReceiver,
 } from './helpers.mjs';
 
-// Where the screenshots go: docs/journey/ (README shows them), or NUDGE_JOURNEY_DIR.
-const SHOTS = process.env.NUDGE_JOURNEY_DIR ? resolve(process.env.NUDGE_JOURNEY_DIR) : join(ROOT, 'docs/journey');
+// Where the screenshots go: NUDGE_JOURNEY_DIR (docs/journey/ for the README), else a
+// temporary directory.
+const SHOTS = process.env.NUDGE_JOURNEY_DIR
+  ? resolve(process.env.NUDGE_JOURNEY_DIR)
+  : join(tmpdir(), `nudge-journey-${process.pid}`);
 const VIEWPORT = { width: 1000, height: 700 };
 // The store's newsletter campaign (demo-site/campaigns.json): exit intent in TVs `decision`.
 const NEWSLETTER = 'tv-decision-coupon';
@@ -244,10 +249,14 @@ test('the whole journey: browse TVs, for-you slot, newsletter coupon, cart aband
   await receiver.close();
 
   // ----- 7. the reminder's link (with UTM parameters), an order with the coupon, the evaluation email -----
-  const link = new RegExp(`${shop.origin.replace(/[.]/g, '\\.')}/p/${chosen.id}\\.html`).exec(cartMail.text);
+  const link = new RegExp(`${shop.origin.replace(/[.]/g, '\\.')}/p/${chosen.id}\\.html\\S*`).exec(cartMail.text);
   assert.ok(link, `the reminder links to ${chosen.url}`);
   const landing = new URL(link[0]);
-  for (const [k, v] of Object.entries({ utm_source: 'nudge', utm_medium: 'email', utm_campaign: 'cart-reminder' })) landing.searchParams.set(k, v);
+  assert.deepEqual(
+    ['utm_source', 'utm_medium', 'utm_campaign'].map((k) => landing.searchParams.get(k)),
+    ['nudge', 'email', 'cart-reminder'],
+    `the server tags the email's links: ${landing.href}`,
+  );
   const back = await shopper.context.newPage();
   const backWatch = watchPage(back);
   await visit(back, landing.href);
@@ -279,7 +288,10 @@ test('the whole journey: browse TVs, for-you slot, newsletter coupon, cart aband
   const evaluation = await waitMail(/^How do you like your order from Nudge demo store/);
   assert.equal(evaluation.headers['x-envelope-to'], email);
   assert.match(evaluation.text, /Write a review/);
-  assert.ok(evaluation.text.includes(`${chosen.url.replace(/\.html$/, '')}.html#reviews`), `a review link for ${chosen.name}:\n${evaluation.text}`);
+  assert.ok(
+    evaluation.text.includes(`${chosen.url.replace(/\.html$/, '')}.html?utm_source=nudge&utm_medium=email&utm_campaign=evaluation#reviews`),
+    `a tagged review link for ${chosen.name}:\n${evaluation.text}`,
+  );
   const similar = evaluation.text.split('Similar products')[1] || '';
   const similarIds = [...similar.matchAll(/\/p\/([a-z]+-\d+)\.html/g)].map((m) => m[1]);
   assert.ok(similarIds.length > 0, `similar products listed:\n${evaluation.text}`);

@@ -156,6 +156,28 @@ pub fn recommend(
     out
 }
 
+/// The product with its link tagged for attribution: `utm_source=nudge`,
+/// `utm_medium=email` and `utm_campaign` (the email's kind, `cart-reminder`, say), replacing
+/// any `utm_` parameters it had. The SDK reads them into the session's campaign, so a visit
+/// from an email shows as one.
+pub fn with_utm(mut p: Product, campaign: &str) -> Product {
+    p.url = p.url.map(|u| match reqwest::Url::parse(&u) {
+        Ok(mut url) => {
+            let kept: Vec<(String, String)> =
+                url.query_pairs().filter(|(k, _)| !k.starts_with("utm_")).map(|(k, v)| (k.into(), v.into())).collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair("utm_source", "nudge")
+                .append_pair("utm_medium", "email")
+                .append_pair("utm_campaign", campaign);
+            url.to_string()
+        }
+        Err(_) => u,
+    });
+    p
+}
+
 /// The site's catalogue ranked for the person by `strategy` (`similar` to `anchor`, the
 /// first product the person bought in the order, say), at most [`MAX`]. Catalogue paths
 /// (`/p/tv-1`) become absolute against the page the person was last seen on; a product
@@ -236,6 +258,21 @@ mod tests {
                 body: json!({ "properties": props }).to_string(),
             },
         })
+    }
+
+    #[test]
+    fn links_are_tagged_for_attribution_keeping_their_own_parameters() {
+        let p = from_props(
+            &json!({"product_id": "tv1", "url": "https://shop.example/p/tv1?color=black&utm_source=ads#top"}),
+        )
+        .unwrap();
+        let tagged = with_utm(p, "cart-reminder").url.unwrap();
+        assert_eq!(
+            tagged,
+            "https://shop.example/p/tv1?color=black&utm_source=nudge&utm_medium=email&utm_campaign=cart-reminder#top"
+        );
+        let none = from_props(&json!({"product_id": "x"})).unwrap();
+        assert_eq!(with_utm(none, "coupon").url, None);
     }
 
     #[test]

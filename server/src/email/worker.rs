@@ -172,15 +172,23 @@ impl Worker {
         let bought = products::purchased(&messages);
         let mut exclude = bought.clone();
         exclude.extend(in_cart);
+        let known = products::known(&messages);
+        // Every link in the email says where the visit came from.
+        let campaign = job.kind.replace('_', "-");
+        let tag = |ps: Vec<products::Product>| -> Vec<products::Product> {
+            ps.into_iter().map(|p| products::with_utm(p, &campaign)).collect()
+        };
         // Picks from the catalogue when the site has one, else from what the person viewed.
         let picks = |strategy: Strategy, anchor: Option<&str>, categories: Option<&BTreeSet<String>>| {
-            if catalogue.is_empty() {
+            tag(if catalogue.is_empty() {
                 products::recommend(&messages, categories, &exclude)
             } else {
                 products::ranked(&catalogue, &messages, &thresholds, strategy, anchor, now)
-            }
+            })
         };
-        let known = products::known(&messages);
+        let lines = |props: &serde_json::Value| -> Vec<(products::Product, Option<f64>)> {
+            compose::lines(props, &known).into_iter().map(|(p, q)| (products::with_utm(p, &campaign), q)).collect()
+        };
         let props = source.props();
         let address = match job.kind.as_str() {
             jobs::COUPON | jobs::COUPON_REMINDER => {
@@ -213,14 +221,14 @@ impl Worker {
                 if cart.lines.is_empty() || ordered_since(&messages, source.at()) {
                     return skip("the cart was bought or emptied");
                 }
-                let lines = compose::lines(props, &known);
+                let lines = lines(props);
                 let value = props.get("cart_value").and_then(|v| v.as_f64());
                 let currency = props.get("currency").and_then(|v| v.as_str());
                 let picks = picks(Strategy::ForYou, None, None);
                 compose::cart(&frame, &lines, value.map(|v| (v, currency)), &picks)
             }
             jobs::EVALUATION => {
-                let lines = compose::lines(props, &known);
+                let lines = lines(props);
                 let bought_now: Vec<products::Product> = lines.into_iter().map(|(p, _)| p).collect();
                 let categories: BTreeSet<String> = bought_now.iter().filter_map(|p| p.category.clone()).collect();
                 let anchor = bought_now.iter().map(|p| p.id.as_str()).find(|id| catalogue.iter().any(|c| c.id == *id));
