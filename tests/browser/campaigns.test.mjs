@@ -278,11 +278,14 @@ test('caps: dismissed with Escape, the popup does not show again on another exit
   await putCampaigns(server, [campaign('tv-caps', { caps: { perSession: 3, dismissDays: 7 } })]);
   const tab = await openShop(server);
   const { page } = tab;
+  const standings = async () => (await debugInfo(page)).campaigns.map((c) => [c.id, c.on, c.standing]);
+  assert.deepEqual(await standings(), [['tv-caps', 'exit-intent', 'eligible']]);
   await page.focus('#search');
   await fastExit(page);
   await page.getByRole('dialog', { name: 'Wait! 10% off TVs' }).waitFor();
   await page.keyboard.press('Escape');
   assert.equal(await popupCount(page), 0, 'Escape closes it');
+  assert.deepEqual(await standings(), [['tv-caps', 'exit-intent', 'capped']], 'debug() says why it will not show');
 
   await fastExit(page);
   assert.equal(await popupCount(page), 0, 'not again after a dismissal');

@@ -160,6 +160,11 @@ test('the whole journey: browse TVs, for-you slot, newsletter coupon, cart aband
   assert.equal(profile.stages.TVs, 'decision', `stages: ${JSON.stringify(profile.stages)}`);
   await page.click('#inspector-toggle');
   await page.locator('#inspector dd[data-category="TVs"][data-stage="decision"]').waitFor();
+  // It also says which campaign would show and why: the newsletter on the next exit; the
+  // cart saver wants a cart of $50 or more.
+  const standing = (id) => page.textContent(`#inspector-campaigns dd[data-campaign="${id}"]`);
+  assert.equal(await standing(NEWSLETTER), 'shows on exit-intent');
+  assert.equal(await standing('cart-saver'), 'not in its audience');
   await shot(page, '01-browse-tvs');
   await page.click('#inspector-toggle'); // closed again: the drawer would cover the next pages
 
