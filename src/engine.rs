@@ -458,7 +458,7 @@ impl Engine {
             }
             Kind::Forget => {
                 let allowed = self.may_store();
-                let old = self.profile.clone();
+                let consent = self.profile.consent;
                 self.outbox.clear();
                 if allowed {
                     let mut body = String::from("{");
@@ -467,7 +467,7 @@ impl Engine {
                     self.emit(input, "track", Some("Erasure Requested"), &body, at, 0);
                 }
                 self.restart(&input.seed);
-                self.profile.consent = old.consent;
+                self.profile.consent = consent;
                 // Erasure takes the popup ledger too (a reset keeps it: same device).
                 self.profile.popups = Default::default();
                 Ok(Outputs { wipe_storage: true, ..Outputs::default() })
