@@ -428,12 +428,13 @@ impl Engine {
                 }
                 let traits = parse_props(input.props.as_deref())?;
                 let out = self.touch(input);
-                self.merge_traits(&traits);
+                let body = compact(input.props.as_deref(), &traits);
+                self.merge_traits(traits);
                 self.profile.user_id = Some(name.to_string());
                 if let Some(h) = opts.and_then(|o| o.user_hash) {
                     self.profile.user_hash = Some(crate::json::clip(&h, 128));
                 }
-                self.emit(input, "identify", None, &compact(input.props.as_deref(), &traits), at, 0);
+                self.emit(input, "identify", None, &body, at, 0);
                 Ok(out)
             }
             Kind::Consent => {
@@ -612,7 +613,7 @@ impl Engine {
         out.stage_changes = changes;
     }
 
-    fn merge_traits(&mut self, traits: &Object) {
+    fn merge_traits(&mut self, traits: Object) {
         if traits.is_empty() {
             return;
         }
@@ -620,10 +621,10 @@ impl Engine {
             Some(Ok(o)) => o,
             _ => Object::new(),
         };
-        for (k, v) in traits.iter() {
-            match merged.iter_mut().find(|(old, _)| old == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => merged.push((k.clone(), v.clone())),
+        for (k, v) in traits {
+            match merged.iter_mut().find(|(old, _)| *old == k) {
+                Some(slot) => slot.1 = v,
+                None => merged.push((k, v)),
             }
         }
         let text = to_text(&merged);

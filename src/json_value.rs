@@ -539,19 +539,22 @@ pub fn write(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Obj(members) => {
-            out.push('{');
-            for (i, (k, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_str(out, k);
-                out.push(':');
-                write(out, item);
-            }
-            out.push('}');
-        }
+        Value::Obj(members) => write_obj(out, members),
     }
+}
+
+/// Appends an object's JSON (without copying it into a [`Value`] first).
+pub fn write_obj(out: &mut String, members: &Obj) {
+    out.push('{');
+    for (i, (k, item)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, k);
+        out.push(':');
+        write(out, item);
+    }
+    out.push('}');
 }
 
 /// A value as compact JSON text.

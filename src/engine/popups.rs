@@ -167,8 +167,9 @@ impl Engine {
         };
         if let Some(email) = email {
             let traits: Object = vec![("email".into(), Value::Str(email))];
-            self.merge_traits(&traits);
-            self.emit(input, "identify", None, &to_text(&traits), at, 92);
+            let body = to_text(&traits);
+            self.merge_traits(traits);
+            self.emit(input, "identify", None, &body, at, 92);
             // Recorded as the shopper's own choice even where the site's default already
             // allowed it, so the server holds the explicit consent the email rests on.
             if self.profile.consent.marketing != Some(true) {
