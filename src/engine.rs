@@ -358,16 +358,14 @@ impl Engine {
 
     /// Applies an input forwarded by another tab, once: `seq` increases per tab.
     pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
-        let before = self.profile.acks.clone();
-        if !self.profile.ack(tab, seq, input.now) {
+        if !self.profile.is_new(tab, seq) {
             return Ok(Outputs::default());
         }
-        let out = self.apply(input);
-        if out.is_err() {
-            // A refused call changes nothing, not even the ledger.
-            self.profile.acks = before;
-        }
-        out
+        // Recorded once applied: a refused call changes nothing, not even the ledger. (No
+        // call changes the ledger itself, so recording it after is as recording it before.)
+        let out = self.apply(input)?;
+        self.profile.ack(tab, seq, input.now);
+        Ok(out)
     }
 
     /// Applies one call. On error nothing has changed.

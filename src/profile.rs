@@ -186,11 +186,17 @@ impl Profile {
         self.cart = <Cart as Default>::default();
     }
 
+    /// True when input `seq` from `tab` is one to apply: not applied yet, from a tab id
+    /// this SDK could have made (see [`Profile::ack`]).
+    pub fn is_new(&self, tab: &str, seq: u64) -> bool {
+        tab.len() <= MAX_TAB_ID && self.acks.get(tab).is_none_or(|a| a.seq < seq)
+    }
+
     /// Records a forwarded input from `tab`; false when it was already applied, or when
     /// the tab id is longer than any this SDK makes (32 hex digits): such a message did not
     /// come from a Nudge tab, and its id would only take room in the stored profile.
     pub fn ack(&mut self, tab: &str, seq: u64, now: Millis) -> bool {
-        if tab.len() > MAX_TAB_ID || self.acks.get(tab).is_some_and(|a| a.seq >= seq) {
+        if !self.is_new(tab, seq) {
             return false;
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
