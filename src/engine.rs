@@ -586,17 +586,29 @@ impl Engine {
 
     /// Categories of the products in the event, or of the cart when it lists none.
     fn cart_categories(&self, props: &Object) -> Vec<String> {
-        let mut named: Vec<String> = get_objects(props, "products").filter_map(|p| get_str(p, "category")).collect();
-        if named.is_empty() {
-            named = self.profile.cart.lines.iter().filter_map(|l| l.category.clone()).collect();
-        }
-        named.extend(get_str(props, "category"));
         // Sorted and without repeats, placed one by one (no generic sort in the Wasm).
-        let mut cats: Vec<String> = Vec::with_capacity(named.len());
-        for c in named {
+        let mut cats: Vec<String> = Vec::new();
+        let mut add = |c: String| {
             if let Err(i) = cats.binary_search(&c) {
                 cats.insert(i, c);
             }
+        };
+        let mut named = false;
+        for p in get_objects(props, "products") {
+            if let Some(c) = get_str(p, "category") {
+                named = true;
+                add(c);
+            }
+        }
+        if !named {
+            for l in &self.profile.cart.lines {
+                if let Some(c) = &l.category {
+                    add(c.clone());
+                }
+            }
+        }
+        if let Some(c) = get_str(props, "category") {
+            add(c);
         }
         cats
     }
