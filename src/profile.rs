@@ -152,13 +152,16 @@ impl Profile {
     /// over [`MAX_CATEGORIES`].
     pub fn category(&mut self, name: &str, now: Millis, th: &Thresholds) -> &mut Evidence {
         if !self.categories.contains_key(name) && self.categories.len() >= MAX_CATEGORIES {
-            let weakest = self
-                .categories
-                .iter()
-                .min_by(|a, b| a.1.weight(now, th).total_cmp(&b.1.weight(now, th)))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = weakest {
-                self.categories.remove(&k);
+            // The first of the weakest (loops rather than iterator adapters: smaller Wasm).
+            let mut weakest: Option<(usize, f64)> = None;
+            for (i, (_, e)) in self.categories.iter().enumerate() {
+                let w = e.weight(now, th);
+                if weakest.is_none_or(|(_, low)| w.total_cmp(&low).is_lt()) {
+                    weakest = Some((i, w));
+                }
+            }
+            if let Some((i, _)) = weakest {
+                self.categories.remove_at(i);
             }
         }
         self.categories.entry(name)
@@ -172,11 +175,14 @@ impl Profile {
     /// The overall stage: the stage of the strongest category (highest stage, then most
     /// evidence).
     pub fn overall(&self, now: Millis, th: &Thresholds) -> Option<Stage> {
-        self.categories
-            .values()
-            .map(|e| (e.stage(now, th), e.weight(now, th)))
-            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
-            .map(|(s, _)| s)
+        let mut best: Option<(Stage, f64)> = None;
+        for e in self.categories.values() {
+            let x = (e.stage(now, th), e.weight(now, th));
+            if best.is_none_or(|b| x.0.cmp(&b.0).then(x.1.total_cmp(&b.1)).is_ge()) {
+                best = Some(x);
+            }
+        }
+        best.map(|(s, _)| s)
     }
 
     /// Forgets what was learnt about the shopper's journey, keeping identity and consent.
@@ -201,11 +207,16 @@ impl Profile {
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
         while self.acks.len() > MAX_TABS {
-            let oldest = self.acks.iter().min_by_key(|(_, a)| a.at).map(|(k, _)| k.clone());
+            let mut oldest: Option<(usize, Millis)> = None;
+            for (i, (_, a)) in self.acks.iter().enumerate() {
+                if oldest.is_none_or(|(_, at)| a.at < at) {
+                    oldest = Some((i, a.at));
+                }
+            }
             match oldest {
-                Some(k) => self.acks.remove(&k),
+                Some((i, _)) => self.acks.remove_at(i),
                 None => break,
-            };
+            }
         }
         true
     }

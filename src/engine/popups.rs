@@ -42,12 +42,18 @@ impl Engine {
     pub(super) fn abandonment(&self, now: Millis) -> (Option<Abandon>, Option<&str>) {
         let p = &self.profile;
         let th = &self.settings.thresholds;
-        let browsed = p
-            .categories
-            .iter()
-            .filter(|(_, e)| e.views.last().is_some_and(|t| *t >= p.session.id) && e.stage(now, th) == Stage::Decision)
-            .max_by_key(|(_, e)| e.views.last().copied())
-            .map(|(c, _)| c.as_str());
+        // The last of the most recently viewed (a loop: smaller Wasm than iterator adapters).
+        let mut latest: Option<(&str, Option<Millis>)> = None;
+        for (c, e) in p.categories.iter() {
+            let last = e.views.last().copied();
+            if last.is_some_and(|t| t >= p.session.id)
+                && e.stage(now, th) == Stage::Decision
+                && latest.is_none_or(|(_, l)| last >= l)
+            {
+                latest = Some((c.as_str(), last));
+            }
+        }
+        let browsed = latest.map(|(c, _)| c);
         (abandonment(p.cart.lines.len(), p.cart.checkout > 0, browsed.is_some()), browsed)
     }
 
