@@ -242,8 +242,8 @@ impl Profile {
         }
         push_key(&mut s, "stages");
         s.push('{');
-        for (cat, st) in self.stages(now, th) {
-            push_field(&mut s, cat, st.name());
+        for (cat, e) in self.categories.iter() {
+            push_field(&mut s, cat, e.stage(now, th).name());
         }
         s.push('}');
         push_key(&mut s, "affinities");
