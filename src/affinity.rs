@@ -34,14 +34,15 @@ impl Scores {
         d.add(weight, when, half_life);
         self.m.insert(key.to_string(), d);
         if self.m.len() > MAX_KEYS {
-            let weakest = self
-                .m
-                .iter()
-                .filter(|(k, _)| k.as_str() != key)
-                .min_by(|a, b| a.1.at(when, half_life).total_cmp(&b.1.at(when, half_life)))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = weakest {
-                self.m.remove(&k);
+            let mut weakest: Option<(usize, f64)> = None;
+            for (i, (k, d)) in self.m.iter().enumerate() {
+                let w = d.at(when, half_life);
+                if k.as_str() != key && weakest.is_none_or(|(_, low)| w.total_cmp(&low).is_lt()) {
+                    weakest = Some((i, w));
+                }
+            }
+            if let Some((i, _)) = weakest {
+                self.m.remove_at(i);
             }
         }
     }

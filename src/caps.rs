@@ -120,9 +120,14 @@ impl Ledger {
     /// the stalest past [`MAX_SEEN`].
     pub fn entry(&mut self, id: &str, now: Millis) -> &mut Seen {
         if !self.seen.contains_key(id) && self.seen.len() >= MAX_SEEN {
-            let stalest = self.seen.iter().min_by_key(|(_, s)| s.at).map(|(k, _)| k.clone());
-            if let Some(k) = stalest {
-                self.seen.remove(&k);
+            let mut stalest: Option<(usize, Millis)> = None;
+            for (i, (_, s)) in self.seen.iter().enumerate() {
+                if stalest.is_none_or(|(_, at)| s.at < at) {
+                    stalest = Some((i, s.at));
+                }
+            }
+            if let Some((i, _)) = stalest {
+                self.seen.remove_at(i);
             }
         }
         let e = self.seen.entry(id);

@@ -104,7 +104,13 @@ impl Cart {
 
     /// `Cart Viewed` / `Checkout Started` with a `products` list: the list is the cart.
     pub fn replace(&mut self, props: &Object, now: Millis) -> bool {
-        let lines: Vec<Line> = get_objects(props, "products").filter_map(Line::from_props).take(MAX_LINES).collect();
+        let mut lines: Vec<Line> = Vec::new();
+        for p in get_objects(props, "products") {
+            if lines.len() >= MAX_LINES {
+                break;
+            }
+            lines.extend(Line::from_props(p));
+        }
         if lines.is_empty() {
             return false;
         }

@@ -120,7 +120,14 @@ impl<T: Json> Json for Vec<T> {
     }
     fn read(v: &Value) -> Option<Self> {
         match v {
-            Value::Arr(items) => items.iter().map(T::read).collect(),
+            Value::Arr(items) => {
+                // A plain loop: smaller in the Wasm than `collect` into an `Option<Vec<T>>`.
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(T::read(item)?);
+                }
+                Some(out)
+            }
             _ => None,
         }
     }

@@ -400,16 +400,14 @@ impl Engine {
 
     /// Applies an input forwarded by another tab, once: `seq` increases per tab.
     pub fn apply_forwarded(&mut self, tab: &str, seq: u64, input: &Input) -> Result<Outputs, Error> {
-        let before = self.profile.acks.clone();
-        if !self.profile.ack(tab, seq, input.now) {
+        if !self.profile.is_new(tab, seq) {
             return Ok(Outputs::default());
         }
-        let out = self.apply(input);
-        if out.is_err() {
-            // A refused call changes nothing, not even the ledger.
-            self.profile.acks = before;
-        }
-        out
+        // Recorded once applied: a refused call changes nothing, not even the ledger. (No
+        // call changes the ledger itself, so recording it after is as recording it before.)
+        let out = self.apply(input)?;
+        self.profile.ack(tab, seq, input.now);
+        Ok(out)
     }
 
     /// Applies one call. On error nothing has changed.
@@ -470,12 +468,13 @@ impl Engine {
                 }
                 let traits = parse_props(input.props.as_deref())?;
                 let out = self.touch(input);
-                self.merge_traits(&traits);
+                let body = compact(input.props.as_deref(), &traits);
+                self.merge_traits(traits);
                 self.profile.user_id = Some(name.to_string());
                 if let Some(h) = opts.and_then(|o| o.user_hash) {
                     self.profile.user_hash = Some(crate::json::clip(&h, 128));
                 }
-                self.emit(input, "identify", None, &compact(input.props.as_deref(), &traits), at, 0);
+                self.emit(input, "identify", None, &body, at, 0);
                 Ok(out)
             }
             Kind::Consent => {
@@ -500,7 +499,7 @@ impl Engine {
             }
             Kind::Forget => {
                 let allowed = self.may_store();
-                let old = self.profile.clone();
+                let consent = self.profile.consent;
                 self.outbox.clear();
                 if allowed {
                     let mut body = String::from("{");
@@ -509,7 +508,7 @@ impl Engine {
                     self.emit(input, "track", Some("Erasure Requested"), &body, at, 0);
                 }
                 self.restart(&input.seed);
-                self.profile.consent = old.consent;
+                self.profile.consent = consent;
                 // Erasure takes the popup ledger too (a reset keeps it: same device).
                 self.profile.popups = Default::default();
                 Ok(Outputs { wipe_storage: true, ..Outputs::default() })
@@ -635,17 +634,29 @@ impl Engine {
 
     /// Categories of the products in the event, or of the cart when it lists none.
     fn cart_categories(&self, props: &Object) -> Vec<String> {
-        let mut named: Vec<String> = get_objects(props, "products").filter_map(|p| get_str(p, "category")).collect();
-        if named.is_empty() {
-            named = self.profile.cart.lines.iter().filter_map(|l| l.category.clone()).collect();
-        }
-        named.extend(get_str(props, "category"));
         // Sorted and without repeats, placed one by one (no generic sort in the Wasm).
-        let mut cats: Vec<String> = Vec::with_capacity(named.len());
-        for c in named {
+        let mut cats: Vec<String> = Vec::new();
+        let mut add = |c: String| {
             if let Err(i) = cats.binary_search(&c) {
                 cats.insert(i, c);
             }
+        };
+        let mut named = false;
+        for p in get_objects(props, "products") {
+            if let Some(c) = get_str(p, "category") {
+                named = true;
+                add(c);
+            }
+        }
+        if !named {
+            for l in &self.profile.cart.lines {
+                if let Some(c) = &l.category {
+                    add(c.clone());
+                }
+            }
+        }
+        if let Some(c) = get_str(props, "category") {
+            add(c);
         }
         cats
     }
@@ -660,7 +671,7 @@ impl Engine {
         out.stage_changes = changes;
     }
 
-    fn merge_traits(&mut self, traits: &Object) {
+    fn merge_traits(&mut self, traits: Object) {
         if traits.is_empty() {
             return;
         }
@@ -668,10 +679,10 @@ impl Engine {
             Some(Ok(o)) => o,
             _ => Object::new(),
         };
-        for (k, v) in traits.iter() {
-            match merged.iter_mut().find(|(old, _)| old == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => merged.push((k.clone(), v.clone())),
+        for (k, v) in traits {
+            match merged.iter_mut().find(|(old, _)| *old == k) {
+                Some(slot) => slot.1 = v,
+                None => merged.push((k, v)),
             }
         }
         let text = to_text(&merged);

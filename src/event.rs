@@ -53,7 +53,7 @@ pub fn parse_props(text: Option<&str>) -> Result<Object, Error> {
 /// Serialises an object back to compact JSON text.
 pub fn to_text(obj: &Object) -> String {
     let mut s = String::new();
-    crate::json_value::write(&mut s, &Value::Obj(obj.clone()));
+    crate::json_value::write_obj(&mut s, obj);
     s
 }
 

@@ -97,7 +97,7 @@ pub fn get<'a>(obj: &'a Obj, key: &str) -> Option<&'a Value> {
 
 /// Reads JSON text, allowing at most `max_depth` nested arrays and objects.
 pub fn parse(text: &str, max_depth: usize) -> Result<Value, ParseError> {
-    let mut p = Parser { b: text.as_bytes(), i: 0, depth: 0, max_depth };
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0, depth: 0, max_depth };
     let v = p.value()?;
     p.ws();
     if p.i != p.b.len() {
@@ -107,6 +107,8 @@ pub fn parse(text: &str, max_depth: usize) -> Result<Value, ParseError> {
 }
 
 struct Parser<'a> {
+    /// The text, and its bytes.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
     depth: usize,
@@ -228,64 +230,54 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String, ParseError> {
         self.i += 1; // the opening quote
-                     // Most strings hold no escape: find the closing quote and copy the run at once.
-        let run = self.b.get(self.i..).unwrap_or(&[]).iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
-        if let Some(n) = run {
-            if self.b.get(self.i + n) == Some(&b'"') {
-                let text = self.b.get(self.i..self.i + n).ok_or(SYNTAX)?;
-                self.i += n + 1;
-                // A run cut from a &str at ASCII quotes is UTF-8.
-                return String::from_utf8(text.to_vec()).map_err(|_| SYNTAX);
-            }
-        }
-        let mut out: Vec<u8> = Vec::new();
+        let mut out = String::new();
         loop {
-            let c = self.peek().ok_or(SYNTAX)?;
-            self.i += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let e = self.peek().ok_or(SYNTAX)?;
-                    self.i += 1;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code =
-                                if (0xD800..0xDC00).contains(&hi) && self.b.get(self.i..self.i + 2) == Some(b"\\u") {
-                                    let save = self.i;
-                                    self.i += 2;
-                                    let lo = self.hex4()?;
-                                    if (0xDC00..0xE000).contains(&lo) {
-                                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                                    } else {
-                                        self.i = save;
-                                        0xFFFD
-                                    }
-                                } else {
-                                    hi
-                                };
-                            // A lone surrogate (valid in JS strings, not in UTF-8) becomes U+FFFD.
-                            char::from_u32(code).unwrap_or('\u{FFFD}')
-                        }
-                        _ => return Err(SYNTAX),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                0..=0x1f => return Err(SYNTAX),
-                _ => out.push(c),
+            // The run up to the next quote, backslash or control character is copied whole:
+            // most strings are one run. Cut at an ASCII byte, it is whole UTF-8 characters.
+            let rest = self.s.get(self.i..).ok_or(SYNTAX)?;
+            let n = rest.bytes().position(|c| c == b'"' || c == b'\\' || c < 0x20).ok_or(SYNTAX)?;
+            out.push_str(rest.get(..n).ok_or(SYNTAX)?);
+            let c = self.b.get(self.i + n).copied();
+            self.i += n + 1;
+            if c == Some(b'"') {
+                return Ok(out);
             }
+            if c != Some(b'\\') {
+                return Err(SYNTAX);
+            }
+            let e = self.peek().ok_or(SYNTAX)?;
+            self.i += 1;
+            let ch = match e {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = self.hex4()?;
+                    let code = if (0xD800..0xDC00).contains(&hi) && self.b.get(self.i..self.i + 2) == Some(b"\\u") {
+                        let save = self.i;
+                        self.i += 2;
+                        let lo = self.hex4()?;
+                        if (0xDC00..0xE000).contains(&lo) {
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        } else {
+                            self.i = save;
+                            0xFFFD
+                        }
+                    } else {
+                        hi
+                    };
+                    // A lone surrogate (valid in JS strings, not in UTF-8) becomes U+FFFD.
+                    char::from_u32(code).unwrap_or('\u{FFFD}')
+                }
+                _ => return Err(SYNTAX),
+            };
+            out.push(ch);
         }
-        // The input was a &str and escapes add whole characters, so this holds UTF-8.
-        String::from_utf8(out).map_err(|_| SYNTAX)
     }
 
     fn number(&mut self) -> Result<Value, ParseError> {
@@ -539,19 +531,22 @@ pub fn write(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Obj(members) => {
-            out.push('{');
-            for (i, (k, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_str(out, k);
-                out.push(':');
-                write(out, item);
-            }
-            out.push('}');
-        }
+        Value::Obj(members) => write_obj(out, members),
     }
+}
+
+/// Appends an object's JSON (without copying it into a [`Value`] first).
+pub fn write_obj(out: &mut String, members: &Obj) {
+    out.push('{');
+    for (i, (k, item)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, k);
+        out.push(':');
+        write(out, item);
+    }
+    out.push('}');
 }
 
 /// A value as compact JSON text.

@@ -79,6 +79,14 @@ impl<V> Keyed<V> {
         self.find(key).ok().map(|i| self.items.remove(i).1)
     }
 
+    /// Removes the `i`-th entry in key order (nothing when there is none): for callers
+    /// that found it by scanning [`Keyed::iter`].
+    pub fn remove_at(&mut self, i: usize) {
+        if i < self.items.len() {
+            self.items.remove(i);
+        }
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.items.len()

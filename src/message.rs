@@ -98,13 +98,18 @@ pub fn render_context(page: &PageInfo, user_agent: &str, locale: &str, session_i
         ("utm_term", "term"),
         ("utm_content", "content"),
     ];
-    let found: Vec<(&str, String)> = utm.iter().filter_map(|(q, k)| page.param(q).map(|v| (*k, v))).collect();
-    if !found.is_empty() {
-        push_key(&mut c, "campaign");
-        c.push('{');
-        for (k, v) in &found {
-            push_field(&mut c, k, v);
+    let mut found = false;
+    for (q, k) in utm {
+        if let Some(v) = page.param(q) {
+            if !found {
+                push_key(&mut c, "campaign");
+                c.push('{');
+                found = true;
+            }
+            push_field(&mut c, k, &v);
         }
+    }
+    if found {
         c.push('}');
     }
     push_field(&mut c, "userAgent", user_agent);

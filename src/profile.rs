@@ -173,13 +173,16 @@ impl Profile {
     /// over [`MAX_CATEGORIES`].
     pub fn category(&mut self, name: &str, now: Millis, th: &Thresholds) -> &mut Evidence {
         if !self.categories.contains_key(name) && self.categories.len() >= MAX_CATEGORIES {
-            let weakest = self
-                .categories
-                .iter()
-                .min_by(|a, b| a.1.weight(now, th).total_cmp(&b.1.weight(now, th)))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = weakest {
-                self.categories.remove(&k);
+            // The first of the weakest (loops rather than iterator adapters: smaller Wasm).
+            let mut weakest: Option<(usize, f64)> = None;
+            for (i, (_, e)) in self.categories.iter().enumerate() {
+                let w = e.weight(now, th);
+                if weakest.is_none_or(|(_, low)| w.total_cmp(&low).is_lt()) {
+                    weakest = Some((i, w));
+                }
+            }
+            if let Some((i, _)) = weakest {
+                self.categories.remove_at(i);
             }
         }
         self.categories.entry(name)
@@ -193,11 +196,14 @@ impl Profile {
     /// The overall stage: the stage of the strongest category (highest stage, then most
     /// evidence).
     pub fn overall(&self, now: Millis, th: &Thresholds) -> Option<Stage> {
-        self.categories
-            .values()
-            .map(|e| (e.stage(now, th), e.weight(now, th)))
-            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
-            .map(|(s, _)| s)
+        let mut best: Option<(Stage, f64)> = None;
+        for e in self.categories.values() {
+            let x = (e.stage(now, th), e.weight(now, th));
+            if best.is_none_or(|b| x.0.cmp(&b.0).then(x.1.total_cmp(&b.1)).is_ge()) {
+                best = Some(x);
+            }
+        }
+        best.map(|(s, _)| s)
     }
 
     /// Remembers a product viewed (`bought` false) or bought at `at`; past the bound the
@@ -226,20 +232,31 @@ impl Profile {
         self.cart = <Cart as Default>::default();
     }
 
+    /// True when input `seq` from `tab` is one to apply: not applied yet, from a tab id
+    /// this SDK could have made (see [`Profile::ack`]).
+    pub fn is_new(&self, tab: &str, seq: u64) -> bool {
+        tab.len() <= MAX_TAB_ID && self.acks.get(tab).is_none_or(|a| a.seq < seq)
+    }
+
     /// Records a forwarded input from `tab`; false when it was already applied, or when
     /// the tab id is longer than any this SDK makes (32 hex digits): such a message did not
     /// come from a Nudge tab, and its id would only take room in the stored profile.
     pub fn ack(&mut self, tab: &str, seq: u64, now: Millis) -> bool {
-        if tab.len() > MAX_TAB_ID || self.acks.get(tab).is_some_and(|a| a.seq >= seq) {
+        if !self.is_new(tab, seq) {
             return false;
         }
         self.acks.insert(tab.to_string(), Ack { seq, at: now });
         while self.acks.len() > MAX_TABS {
-            let oldest = self.acks.iter().min_by_key(|(_, a)| a.at).map(|(k, _)| k.clone());
+            let mut oldest: Option<(usize, Millis)> = None;
+            for (i, (_, a)) in self.acks.iter().enumerate() {
+                if oldest.is_none_or(|(_, at)| a.at < at) {
+                    oldest = Some((i, a.at));
+                }
+            }
             match oldest {
-                Some(k) => self.acks.remove(&k),
+                Some((i, _)) => self.acks.remove_at(i),
                 None => break,
-            };
+            }
         }
         true
     }
@@ -265,8 +282,8 @@ impl Profile {
         }
         push_key(&mut s, "stages");
         s.push('{');
-        for (cat, st) in self.stages(now, th) {
-            push_field(&mut s, cat, st.name());
+        for (cat, e) in self.categories.iter() {
+            push_field(&mut s, cat, e.stage(now, th).name());
         }
         s.push('}');
         push_key(&mut s, "affinities");

@@ -94,23 +94,27 @@ fn shed_affinity(p: &mut Profile) -> Option<usize> {
         }
     }
     let (_, kind, i) = oldest?;
-    let scores = [&mut a.categories, &mut a.brands, &mut a.price_bands].into_iter().nth(kind)?;
-    let key = scores.m.iter().nth(i)?.0.clone();
-    scores.m.remove(&key);
-    Some(key.len() + 32)
+    let scores = match kind {
+        0 => &mut a.categories,
+        1 => &mut a.brands,
+        _ => &mut a.price_bands,
+    };
+    let bytes = scores.m.iter().nth(i)?.0.len() + 32;
+    scores.m.remove_at(i);
+    Some(bytes)
 }
 
 /// The category touched longest ago (the first in key order on a tie).
 fn shed_category(p: &mut Profile) -> Option<usize> {
-    let mut oldest: Option<(u64, &String)> = None;
-    for (k, e) in p.categories.iter() {
+    let mut oldest: Option<(u64, usize, usize)> = None; // (last seen, index, bytes)
+    for (i, (k, e)) in p.categories.iter().enumerate() {
         if oldest.is_none_or(|o| e.last_seen < o.0) {
-            oldest = Some((e.last_seen, k));
+            oldest = Some((e.last_seen, i, k.len() + 14 * (e.views.len() + e.intents.len()) + 80));
         }
     }
-    let key = oldest?.1.clone();
-    let e = p.categories.remove(&key)?;
-    Some(key.len() + 14 * (e.views.len() + e.intents.len()) + 80)
+    let (_, i, bytes) = oldest?;
+    p.categories.remove_at(i);
+    Some(bytes)
 }
 
 /// The name or brand of the oldest cart line that still has one.

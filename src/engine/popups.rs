@@ -42,12 +42,18 @@ impl Engine {
     pub(super) fn abandonment(&self, now: Millis) -> (Option<Abandon>, Option<&str>) {
         let p = &self.profile;
         let th = &self.settings.thresholds;
-        let browsed = p
-            .categories
-            .iter()
-            .filter(|(_, e)| e.views.last().is_some_and(|t| *t >= p.session.id) && e.stage(now, th) == Stage::Decision)
-            .max_by_key(|(_, e)| e.views.last().copied())
-            .map(|(c, _)| c.as_str());
+        // The last of the most recently viewed (a loop: smaller Wasm than iterator adapters).
+        let mut latest: Option<(&str, Option<Millis>)> = None;
+        for (c, e) in p.categories.iter() {
+            let last = e.views.last().copied();
+            if last.is_some_and(|t| t >= p.session.id)
+                && e.stage(now, th) == Stage::Decision
+                && latest.is_none_or(|(_, l)| last >= l)
+            {
+                latest = Some((c.as_str(), last));
+            }
+        }
+        let browsed = latest.map(|(c, _)| c);
         (abandonment(p.cart.lines.len(), p.cart.checkout > 0, browsed.is_some()), browsed)
     }
 
@@ -167,8 +173,9 @@ impl Engine {
         };
         if let Some(email) = email {
             let traits: Object = vec![("email".into(), Value::Str(email))];
-            self.merge_traits(&traits);
-            self.emit(input, "identify", None, &to_text(&traits), at, 92);
+            let body = to_text(&traits);
+            self.merge_traits(traits);
+            self.emit(input, "identify", None, &body, at, 92);
             // Recorded as the shopper's own choice even where the site's default already
             // allowed it, so the server holds the explicit consent the email rests on.
             if self.profile.consent.marketing != Some(true) {

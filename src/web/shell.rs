@@ -179,7 +179,7 @@ impl Shell {
 
     /// The part of storage keys and channel names that tells sites on one origin apart.
     pub fn storage_key_hint(&self) -> String {
-        self.write_key.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect()
+        super::storage::key_hint(&self.write_key)
     }
 
     /// Logs in debug mode.
@@ -202,6 +202,18 @@ impl Shell {
             self.page = env::page();
             self.last_page = page_key(&self.page.url);
         }
+        self.local(kind, name, props, options)
+    }
+
+    /// Applies one call in this tab (see [`TabSync::local`]) and forwards it when a
+    /// follower: the part of [`Shell::call`] and [`Shell::navigated`] they share.
+    fn local(
+        &mut self,
+        kind: Kind,
+        name: Option<String>,
+        props: Option<String>,
+        options: Option<String>,
+    ) -> Result<Vec<Note>, Error> {
         let input = Input { kind, name, props, options, now: env::now(), seed: env::seed(), page: self.page.clone() };
         let (out, forward) = self.sync.local(&mut self.engine, input)?;
         if let Some(text) = forward {
@@ -230,28 +242,17 @@ impl Shell {
             self.page.referrer = previous;
         }
         self.last_page = key;
-        let input = Input {
-            kind: Kind::Page,
-            name: None,
-            props: None,
-            options: None,
-            now: env::now(),
-            seed: env::seed(),
-            page: self.page.clone(),
-        };
-        let (out, forward) = self.sync.local(&mut self.engine, input)?;
-        if let Some(text) = forward {
-            self.post(&text);
-        }
-        Ok(self.outputs(out))
+        self.local(Kind::Page, None, None, None)
     }
 
     fn outputs(&mut self, out: Outputs) -> Vec<Note> {
         if out.wipe_storage {
             self.wipe();
         }
-        let mut notes: Vec<Note> = out.stage_changes.iter().map(|c| Note::Stage(c.to_json())).collect();
-        notes.extend(out.problems.iter().map(|e| error_note("campaigns", e.message())));
+        let mut notes = stage_notes(&out.stage_changes);
+        for e in &out.problems {
+            notes.push(error_note("campaigns", e.message()));
+        }
         if let Some(p) = out.popup {
             notes.push(Note::Present(p));
         }
@@ -425,7 +426,7 @@ impl Shell {
         if r.dirty {
             self.dirty = true;
         }
-        let mut notes: Vec<Note> = r.stage_changes.iter().map(|c| Note::Stage(c.to_json())).collect();
+        let mut notes = stage_notes(&r.stage_changes);
         if r.changed {
             notes.push(Note::Change);
         }
@@ -482,6 +483,15 @@ impl Shell {
 /// What identifies a page view: the URL without its fragment.
 fn page_key(url: &str) -> String {
     url.split('#').next().unwrap_or("").to_string()
+}
+
+/// A `stage` note for each change.
+fn stage_notes(changes: &[crate::engine::StageChange]) -> Vec<Note> {
+    let mut notes = Vec::with_capacity(changes.len() + 2);
+    for c in changes {
+        notes.push(Note::Stage(c.to_json()));
+    }
+    notes
 }
 
 /// The JSON of an `error` note.

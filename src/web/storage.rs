@@ -39,7 +39,7 @@ pub struct Storage {
 impl Storage {
     /// Probes localStorage with a write and a delete; falls back to cookie, then memory.
     pub fn open(write_key: &str) -> Storage {
-        let short: String = write_key.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+        let short = key_hint(write_key);
         let prefix = ["nudge:", &short, ":"].concat();
         let cookie = ["nudge_", &short].concat();
         let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).filter(|s| {
@@ -120,6 +120,21 @@ impl Storage {
             let _ = d.set_cookie(&[&self.cookie, "=; path=/; max-age=0"].concat());
         }
     }
+}
+
+/// The part of storage keys and channel names that tells sites on one origin apart: the
+/// write key's first 16 ASCII letters and digits.
+pub fn key_hint(write_key: &str) -> String {
+    let mut s = String::new();
+    for b in write_key.bytes() {
+        if s.len() == 16 {
+            break;
+        }
+        if b.is_ascii_alphanumeric() {
+            s.push(char::from(b));
+        }
+    }
+    s
 }
 
 fn document() -> Option<web_sys::HtmlDocument> {
