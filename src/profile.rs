@@ -93,6 +93,17 @@ crate::json_struct!(Profile {
     bought: "bought"
 });
 
+/// The index of the entry with the smallest time (the first on a tie); 0 when empty.
+pub fn oldest(list: &Keyed<Millis>) -> usize {
+    let mut at = (0, Millis::MAX);
+    for (i, (_, t)) in list.iter().enumerate() {
+        if *t < at.1 {
+            at = (i, *t);
+        }
+    }
+    at.0
+}
+
 /// What happened when stored text was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loaded {
@@ -215,11 +226,8 @@ impl Profile {
         }
         let t = list.entry(id);
         *t = (*t).max(at);
-        while list.len() > max {
-            let oldest = list.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                list.remove(&k);
-            }
+        if list.len() > max {
+            list.remove_at(oldest(list));
         }
     }
 

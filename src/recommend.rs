@@ -99,8 +99,15 @@ impl Catalog {
     pub fn read(text: &str) -> Catalog {
         let mut c = Catalog::default();
         for record in text.split('\x1e') {
-            let f: Vec<&str> = record.split('\x1f').collect();
-            if f.len() < 7 || f[0].is_empty() {
+            let mut f = [""; 7];
+            let mut n = 0;
+            for (i, field) in record.split('\x1f').enumerate() {
+                if i < 7 {
+                    f[i] = field;
+                    n += 1;
+                }
+            }
+            if n < 7 || f[0].is_empty() {
                 continue;
             }
             // The core's own JSON number reader: `str::parse::<f64>` would add ~18 KB to the Wasm.
@@ -271,10 +278,13 @@ pub fn rank(
     // Scores per category, brand or price band, each scaled to 0..1 by the shopper's
     // strongest of its kind, indexed like the catalogue's names.
     let scaled = |scores: &Scores, by_stage: bool| -> Vec<f64> {
-        let ranked = scores.ranked(now, hl);
-        let top = ranked.first().map_or(1.0, |r| r.1);
+        let mut top = 0.0_f64;
+        for d in scores.m.values() {
+            top = top.max(d.at(now, hl));
+        }
         let mut out = vec![0.0; catalog.names.len()];
-        for (name, score) in ranked {
+        for (name, d) in scores.m.iter() {
+            let score = d.at(now, hl);
             if let Some(&i) = catalog.index.get(name) {
                 let i = i as usize;
                 let stage = if by_stage { profile.categories.get(name).map(|e| e.stage(now, th)) } else { None };
@@ -285,7 +295,7 @@ pub fn rank(
                     Some(Stage::Loyalty) => 0.6,
                     Some(Stage::Purchase) => 0.4,
                 };
-                out[i] = score / top * weight;
+                out[i] = if top > 0.0 { score / top * weight } else { 0.0 };
             }
         }
         out
@@ -294,16 +304,15 @@ pub fn rank(
     let by_brand = scaled(&aff.brands, false);
     let by_band = scaled(&aff.price_bands, false);
 
-    // Never offered: what is in the cart or was bought, and the anchor itself.
-    let mut excluded: Vec<&str> = cart.iter().map(|l| l.product_id.as_str()).collect();
-    excluded.extend(profile.bought.keys());
     let anchor = match strategy {
         Strategy::Similar => {
-            let i = request.product_id.as_deref().and_then(|id| catalog.find(id)).ok_or(Refusal::UnknownProduct)?;
-            excluded.push(&catalog.products[i].id);
-            Some(i)
+            Some(request.product_id.as_deref().and_then(|id| catalog.find(id)).ok_or(Refusal::UnknownProduct)?)
         }
         _ => None,
+    };
+    // Never offered: what is in the cart or was bought, and the anchor itself.
+    let excluded = |i: usize, id: &str| {
+        Some(i) == anchor || profile.bought.contains_key(id) || cart.iter().any(|l| l.product_id == id)
     };
     let in_cart = |name: &str, brand: bool| {
         cart.iter().any(|l| if brand { &l.brand } else { &l.category }.as_deref() == Some(name))
@@ -353,7 +362,7 @@ pub fn rank(
         // most of the cost): kept best first, an equal score behind the earlier product.
         let beaten = |score: f64, best: &Vec<(f64, usize, usize)>| best.len() == count && best[count - 1].0 >= score;
         let (mut score, mut why) = total(&parts);
-        if beaten(score, &best) || excluded.contains(&p.id.as_str()) {
+        if beaten(score, &best) || excluded(i, &p.id) {
             continue;
         }
         // Products viewed in the last day count a little less for the shopper's interests.

@@ -76,9 +76,10 @@ fn shed_one(p: &mut Profile) -> Option<usize> {
 
 /// The product seen or bought longest ago.
 fn shed_oldest(list: &mut Keyed<Millis>) -> Option<usize> {
-    let oldest = list.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())?;
-    list.remove(&oldest);
-    Some(oldest.len() + 16)
+    let i = crate::profile::oldest(list);
+    let bytes = list.iter().nth(i)?.0.len() + 16;
+    list.remove_at(i);
+    Some(bytes)
 }
 
 /// The affinity key updated longest ago, across categories, brands and price bands (the
