@@ -4,7 +4,8 @@
 // `<template>`. Slots are filled with text and attributes only, never HTML; a slot keeps its
 // own content when there is nothing to show. Never throws into the page.
 
-// Fields the core ranks by, in the order `Catalog::read` (src/recommend.rs) reads them.
+// Fields the core ranks by, in the order `Catalog::read` (src/recommend.rs) reads them
+// (`inStock` is 1 or 0 in the feed).
 const RANKED = ['id', 'name', 'category', 'brand', 'price', 'inStock', 'popularity'];
 
 /**
@@ -16,7 +17,8 @@ const RANKED = ['id', 'name', 'category', 'brand', 'price', 'inStock', 'populari
 export function connectRecommendations(api, options, log) {
   const feedUrl = String(options.endpoint || '').replace(/\/+$/, '') + '/v1/catalog/feed?writeKey=' +
     encodeURIComponent(options.writeKey || '');
-  let products = null; // the feed's rows as objects, in feed order
+  let rows = null; // the feed's rows, in feed order
+  let fields = [];
   let loading = null;
 
   // The catalogue, fetched once per page; false when there is none (the SDK stays quiet).
@@ -24,15 +26,9 @@ export function connectRecommendations(api, options, log) {
     (loading ||= fetch(feedUrl, { cache: 'no-cache', credentials: 'omit' })
       .then((r) => (r.ok ? r.json() : Promise.reject(new Error('catalogue feed answered ' + r.status))))
       .then((feed) => {
-        const at = {};
-        feed.fields.forEach((f, i) => (at[f] = i));
-        products = feed.products.map((row) => {
-          const p = {};
-          for (const f in at) p[f] = row[at[f]];
-          return p;
-        });
-        const clean = (v) => String(v ?? '').replace(/[\x1e\x1f]/g, ' ');
-        api._view(2, products.map((p) => RANKED.map((f) => clean(f === 'inStock' ? +!!p[f] : p[f])).join('\x1f')).join('\x1e'));
+        ({ fields, products: rows } = feed);
+        const at = RANKED.map((f) => fields.indexOf(f));
+        api._view(2, rows.map((row) => at.map((i) => String(row[i] ?? '').replace(/[\x1e\x1f]/g, ' ')).join('\x1f')).join('\x1e'));
         return true;
       })
       .catch((e) => {
@@ -40,10 +36,13 @@ export function connectRecommendations(api, options, log) {
         return false;
       }));
 
-  // The core's ranking as products with their reason; [] when refused or nothing fits.
+  // The core's ranking as products (the feed's fields) with their reason; [] when refused.
   const pick = (request) =>
-    (JSON.parse(api._view(3, JSON.stringify(request || {}))) || []).map(([i, reason]) => ({ ...products[i], reason }));
-
+    (JSON.parse(api._view(3, JSON.stringify(request || {}))) || []).map(([i, reason]) => {
+      const p = { reason };
+      fields.forEach((f, k) => (p[f] = rows[i][k]));
+      return p;
+    });
 
   const SLOT = '[data-nudge-slot]';
   const money = (p) => {
@@ -113,19 +112,9 @@ export function connectRecommendations(api, options, log) {
     const slot = item && item.closest(SLOT);
     const p = slot && slot._nudgePicks && slot._nudgePicks[item.dataset.nudgePosition - 1];
     if (!p) return;
-    api.track('Product Clicked', {
-      product_id: p.id,
-      name: p.name,
-      category: p.category,
-      brand: p.brand ?? undefined,
-      price: p.price,
-      currency: p.currency ?? undefined,
-      url: p.url ?? undefined,
-      image_url: p.image ?? undefined,
-      position: +item.dataset.nudgePosition,
-      slot: slot.dataset.nudgeSlot,
-      reason: p.reason,
-    });
+    // Segment's names for the feed's fields (name, category, brand, price, currency, url as they are).
+    const { id, image, inStock, popularity, ...rest } = p;
+    api.track('Product Clicked', { ...rest, product_id: id, image_url: image, position: +item.dataset.nudgePosition, slot: slot.dataset.nudgeSlot });
   }, true);
 
   return (request) => load().then((ok) => (ok ? pick(request) : []));
