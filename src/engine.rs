@@ -18,7 +18,7 @@ use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
 use crate::decide::{decide, Choice, Moment};
 use crate::error::Error;
-use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
+use crate::event::{check_name, parse_props, to_text, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
 use crate::identity::uuid;
 use crate::intent::{abandonment, PageSignal};
@@ -420,10 +420,8 @@ impl Engine {
                 Ok(out)
             }
             Kind::Identify => {
-                let n = name.chars().count();
-                if n == 0 || n > MAX_NAME || name.trim_ascii().is_empty() {
-                    return Err(Error::UserId);
-                }
+                // The same rule as event names, with its own error.
+                check_name(name).map_err(|_| Error::UserId)?;
                 let traits = parse_props(input.props.as_deref())?;
                 let out = self.touch(input);
                 let body = compact(input.props.as_deref(), &traits);
