@@ -206,14 +206,16 @@ impl TabSync {
             let _ = engine.apply(input);
         }
         engine.outbox.clear();
-        let after = reported(engine);
-        after
-            .into_iter()
-            .filter_map(|(cat, to)| {
-                let from = before.get(&cat).copied();
-                (from != Some(to)).then_some(StageChange { category: cat, from, to })
-            })
-            .collect()
+        let mut changes = Vec::new();
+        for (cat, e) in engine.profile.categories.iter() {
+            if let Some(to) = e.reported {
+                let from = before.get(cat).copied();
+                if from != Some(to) {
+                    changes.push(StageChange { category: cat.clone(), from, to });
+                }
+            }
+        }
+        changes
     }
 }
 
