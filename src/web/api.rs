@@ -207,15 +207,19 @@ impl Nudge {
 
     /// Connects the page's events: other tabs, the leader election, page hiding.
     fn wire(&self) {
+        // Every callback has the one type `FnMut(JsValue) -> JsValue` (the timer's argument
+        // and the others' results are unused): one kind of closure, one set of shims in the
+        // Wasm and its glue.
         let weak = Rc::downgrade(&self.inner);
-        let timer = Closure::<dyn FnMut()>::new({
+        let timer = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
-            move || {
+            move |_: JsValue| {
                 if let Some(inner) = weak.upgrade() {
                     inner.wake_at.set(0);
                     flush(&inner);
                     deliver(&inner, false);
                 }
+                JsValue::UNDEFINED
             }
         });
         *self.inner.timer.borrow_mut() = Some(timer.into_js_value().unchecked_into());
@@ -229,21 +233,13 @@ impl Nudge {
         let Some(channel) = tabs::channel(&name) else {
             return;
         };
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new({
+        let on_message = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
-            move |e: web_sys::MessageEvent| {
-                let Some(inner) = weak.upgrade() else { return };
-                let Some(text) = e.data().as_string() else {
-                    return;
-                };
-                let notes = match inner.shell.try_borrow_mut() {
-                    Ok(mut s) => s.receive(&text),
-                    Err(_) => return,
-                };
-                arm(&inner);
-                settle(&inner);
-                deliver(&inner, false);
-                dispatch(&inner, notes);
+            move |e: JsValue| {
+                if let Some(inner) = weak.upgrade() {
+                    received(&inner, e.unchecked_into());
+                }
+                JsValue::UNDEFINED
             }
         })
         .into_js_value();
@@ -266,7 +262,7 @@ impl Nudge {
             }
         })
         .into_js_value();
-        let refused = Closure::<dyn FnMut(JsValue)>::new({
+        let refused = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
             move |_: JsValue| {
                 if let Some(inner) = weak.upgrade() {
@@ -276,6 +272,7 @@ impl Nudge {
                     }
                     settle(&inner);
                 }
+                JsValue::UNDEFINED
             }
         })
         .into_js_value();
@@ -289,6 +286,21 @@ impl Nudge {
             s.post(&hello);
         }
     }
+}
+
+/// A message from another tab.
+fn received(inner: &Inner, e: web_sys::MessageEvent) {
+    let Some(text) = e.data().as_string() else {
+        return;
+    };
+    let notes = match inner.shell.try_borrow_mut() {
+        Ok(mut s) => s.receive(&text),
+        Err(_) => return,
+    };
+    arm(inner);
+    settle(inner);
+    deliver(inner, false);
+    dispatch(inner, notes);
 }
 
 /// Sets the timer to store soon when something changed.
