@@ -9,7 +9,7 @@ use super::tabs;
 use crate::engine::Kind;
 use crate::error::Error;
 use crate::tabs::Role;
-use js_sys::{Function, Promise};
+use js_sys::Function;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -135,20 +135,19 @@ impl Nudge {
         }
     }
 
-    /// `flush()`: stores (and, as leader, broadcasts) now instead of after the delay. The
-    /// promise resolves once stored; while this tab's leader election is still open it
-    /// waits for the outcome, since only the tab that owns the profile stores it.
-    pub fn flush(&self) -> Promise {
+    /// `flush()`: stores (and, as leader, broadcasts) now instead of after the delay, then
+    /// calls `resolve` (the wrapper's promise's); while this tab's leader election is still
+    /// open it waits for the outcome, since only the tab that owns the profile stores it.
+    /// (The wrapper makes the promise: no promise or closure code in the Wasm for it.)
+    pub fn flush(&self, resolve: Function) {
         if !self.inner.shell.try_borrow().is_ok_and(|s| s.electing) {
             flush_and_send(&self.inner);
-            return Promise::resolve(&JsValue::UNDEFINED);
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+            return;
         }
-        let inner = self.inner.clone();
-        Promise::new(&mut |resolve, _| {
-            if let Ok(mut w) = inner.waiters.try_borrow_mut() {
-                w.push(resolve);
-            }
-        })
+        if let Ok(mut w) = self.inner.waiters.try_borrow_mut() {
+            w.push(resolve);
+        }
     }
 
     /// The server's answer to request `seq` (status 0 when there was none; `Retry-After` in
