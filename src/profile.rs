@@ -66,7 +66,7 @@ pub struct Profile {
     /// leaving intents reported this session. Kept here so that every tab honours them.
     pub popups: Ledger,
 }
-crate::json_struct!(Profile {
+crate::json_struct!(Profile (Profile::new(String::new())) {
     v: "v",
     anonymous_id: "anonymous_id",
     user_id: "user_id",
