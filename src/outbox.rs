@@ -87,7 +87,9 @@ impl Outbox {
 
     /// The stored form: one message per line (JSON text never holds a raw newline).
     pub fn encode(&self) -> String {
-        self.items.join("\n")
+        let mut s = String::with_capacity(self.bytes + self.items.len());
+        join_into(&mut s, &self.items, '\n');
+        s
     }
 
     /// Reads the stored form; lines that are not a message are skipped.
@@ -104,13 +106,23 @@ impl Outbox {
     pub fn to_json_array(&self) -> String {
         let mut s = String::with_capacity(self.bytes + self.items.len() + 2);
         s.push('[');
-        s.push_str(&self.items.join(","));
+        join_into(&mut s, &self.items, ',');
         s.push(']');
         s
     }
 }
 
 /// FNV-1a: a cheap, stable hash of a message id.
+/// Appends `items` with `sep` between them (a loop: smaller in the Wasm than `join`).
+pub fn join_into(out: &mut String, items: &[String], sep: char) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        out.push_str(item);
+    }
+}
+
 fn hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }

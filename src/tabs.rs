@@ -186,7 +186,9 @@ impl TabSync {
                     );
                 }
                 if !out.is_empty() {
-                    r.reply = Some(out.join("\n"));
+                    let mut reply = String::new();
+                    crate::outbox::join_into(&mut reply, &out, '\n');
+                    r.reply = Some(reply);
                 }
             }
             _ => {}
