@@ -195,7 +195,7 @@ impl Nudge {
 
     fn fail(&self, method: &str, message: &str) {
         if self.inner.shell.try_borrow().is_ok_and(|s| s.debug) {
-            env::log_error(&[method, " rejected: ", message].concat());
+            env::log_error(&env::cat(&[method, " rejected: ", message]));
         }
         self.dispatch(vec![error_note(method, message)]);
     }
@@ -227,7 +227,7 @@ impl Nudge {
 
         let name = {
             let s = self.inner.shell.borrow();
-            ["nudge:", &s.storage_key_hint()].concat()
+            env::cat(&["nudge:", &s.storage_key_hint()])
         };
         let Some(channel) = tabs::channel(&name) else {
             return;
@@ -277,7 +277,7 @@ impl Nudge {
         .into_js_value();
         let mut s = self.inner.shell.borrow_mut();
         s.channel = Some(channel);
-        let lock = [&name, ":leader"].concat();
+        let lock = env::cat(&[&name, ":leader"]);
         if tabs::request_leadership(&lock, granted.unchecked_ref(), refused.unchecked_ref()) {
             s.sync.role = Role::Follower;
             s.electing = true;
