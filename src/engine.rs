@@ -676,13 +676,15 @@ impl Engine {
 
 /// What identifies a page: the URL without its fragment.
 fn page_key(url: &str) -> &str {
-    url.split('#').next().unwrap_or("")
+    crate::json::before_byte(url, b'#')
 }
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
     match text.map(str::trim_ascii) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
+        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
+            t.to_string()
+        }
         _ => to_text(parsed),
     }
 }

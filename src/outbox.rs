@@ -95,7 +95,7 @@ impl Outbox {
     /// Reads the stored form; lines that are not a message are skipped.
     pub fn decode(text: &str) -> Outbox {
         let mut o = Outbox::default();
-        for line in text.split('\n').filter(|l| message_id(l).is_some()) {
+        for line in crate::json::pieces(text, b'\n').filter(|l| message_id(l).is_some()) {
             o.push(line.to_string());
         }
         o.dropped = 0;
@@ -130,7 +130,7 @@ fn hash(id: &str) -> u64 {
 /// The `messageId` of a message written by [`crate::message`], which puts it first.
 pub fn message_id(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("{\"messageId\":\"")?;
-    rest.get(..36).filter(|id| rest.as_bytes().get(36) == Some(&b'"') && !id.contains('"'))
+    rest.get(..36).filter(|id| rest.as_bytes().get(36) == Some(&b'"') && crate::json::find_byte(id, b'"').is_none())
 }
 
 #[cfg(test)]

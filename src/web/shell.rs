@@ -415,7 +415,7 @@ impl Shell {
             self.electing = false;
         }
         if let Some(reply) = &r.reply {
-            for line in reply.split('\n') {
+            for line in crate::json::pieces(reply, b'\n') {
                 self.post(line);
             }
         }
@@ -479,7 +479,7 @@ impl Shell {
 
 /// What identifies a page view: the URL without its fragment.
 fn page_key(url: &str) -> String {
-    url.split('#').next().unwrap_or("").to_string()
+    crate::json::before_byte(url, b'#').to_string()
 }
 
 /// A `stage` note for each change.

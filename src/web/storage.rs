@@ -50,7 +50,7 @@ impl Storage {
             Kind::Local
         } else if document().is_some_and(|d| {
             d.set_cookie("nudge_probe=1; path=/; SameSite=Lax").is_ok()
-                && d.cookie().is_ok_and(|c| c.split(';').any(|c| c.trim_ascii() == "nudge_probe=1"))
+                && d.cookie().is_ok_and(|c| crate::json::pieces(&c, b';').any(|c| c.trim_ascii() == "nudge_probe=1"))
         }) {
             if let Some(d) = document() {
                 let _ = d.set_cookie("nudge_probe=; path=/; max-age=0");
@@ -90,9 +90,9 @@ impl Storage {
     pub fn cookie_ids(&self) -> Option<(String, Option<String>)> {
         let all = document()?.cookie().ok()?;
         let want = super::env::cat(&[&self.cookie, "="]);
-        let value = all.split(';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;
+        let value = crate::json::pieces(&all, b';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;
         let decoded = js_sys::decode_uri_component(value).ok()?.as_string()?;
-        let (anon, user) = decoded.split_once('|').unwrap_or((&decoded, ""));
+        let (anon, user) = crate::json::split_byte(&decoded, b'|').unwrap_or((&decoded, ""));
         if anon.len() != 36 {
             return None;
         }
