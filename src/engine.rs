@@ -403,7 +403,7 @@ impl Engine {
                 }
                 let mut props = parse_props(input.props.as_deref())?;
                 let page = &input.page;
-                for (k, v) in [
+                for &(k, v) in &[
                     ("path", page.path()),
                     ("url", &page.url),
                     ("title", &page.title),

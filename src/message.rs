@@ -100,7 +100,7 @@ pub fn render_context(page: &PageInfo, user_agent: &str, locale: &str, session_i
         ("utm_content", "content"),
     ];
     let mut found = false;
-    for (q, k) in utm {
+    for &(q, k) in &utm {
         if let Some(v) = page.param(q) {
             if !found {
                 push_key(&mut c, "campaign");

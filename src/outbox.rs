@@ -25,7 +25,7 @@ impl Outbox {
         let h = id.map_or(0, hash);
         // The hashes first (a tight loop over numbers); the ids only when one matches.
         if id.is_some()
-            && self.ids.contains(&h)
+            && crate::time::has(&self.ids, h)
             && self.ids.iter().zip(&self.items).any(|(x, m)| *x == h && message_id(m) == id)
         {
             return;

@@ -61,7 +61,7 @@ pub fn seed() -> String {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 15)];
     }
-    String::from_utf8(hex.to_vec()).unwrap_or_default()
+    crate::identity::ascii(&hex)
 }
 
 /// Direct randomness for the (unreachable in practice) case of a re-entrant call.
