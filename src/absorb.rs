@@ -30,12 +30,12 @@ pub fn absorb(local: &mut Profile, remote: &Profile, now: Millis, th: &Threshold
     for (name, theirs) in remote.categories.iter() {
         let ours = local.category(name, now, th);
         for &t in theirs.views.iter().rev().take(MAX_VIEWS) {
-            if !ours.views.contains(&t) {
+            if !crate::time::has(&ours.views, t) {
                 ours.observe(Signal::View, t, th);
             }
         }
         for &t in &theirs.intents {
-            if !ours.intents.contains(&t) {
+            if !crate::time::has(&ours.intents, t) {
                 ours.observe(Signal::Intent, t, th);
             }
         }

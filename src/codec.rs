@@ -176,6 +176,33 @@ pub fn optional<T: Json>(v: &Value, key: &str) -> Result<Option<T>, ()> {
 /// `json_struct!(Session { id: "id", last: "last" })`. Every field must be listed.
 #[macro_export]
 macro_rules! json_struct {
+    // `json_struct!(T (init) { ... })`: read by filling in `init` field by field (one value
+    // to drop when a field is unreadable, rather than every field read so far): smaller in
+    // the Wasm for a big struct.
+    ($t:ident ($init:expr) { $($f:ident : $k:literal),* $(,)? }) => {
+        impl $crate::codec::Json for $t {
+            fn write(&self, out: &mut String) {
+                out.push('{');
+                let mut _first = true;
+                $(
+                    if !_first {
+                        out.push(',');
+                    }
+                    _first = false;
+                    $crate::json_value::push_str(out, $k);
+                    out.push(':');
+                    $crate::codec::Json::write(&self.$f, out);
+                )*
+                out.push('}');
+            }
+            fn read(v: &$crate::json_value::Value) -> Option<Self> {
+                v.as_obj()?;
+                let mut out: $t = $init;
+                $(out.$f = $crate::codec::Json::read($crate::codec::field(v, $k))?;)*
+                Some(out)
+            }
+        }
+    };
     ($t:ident { $($f:ident : $k:literal),* $(,)? }) => {
         impl $crate::codec::Json for $t {
             fn write(&self, out: &mut String) {

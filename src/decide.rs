@@ -173,10 +173,13 @@ pub fn standings<'c>(
 /// ```
 pub fn draw(person: &str, campaign: &str) -> f64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in person.bytes().chain([0xff]).chain(campaign.bytes()) {
+    let mut eat = |b: u8| {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    };
+    person.bytes().for_each(&mut eat);
+    eat(0xff);
+    campaign.bytes().for_each(&mut eat);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;

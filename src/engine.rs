@@ -18,7 +18,7 @@ use crate::config::{ThresholdOverrides, Thresholds};
 use crate::consent::{Choices, Effective, Mode, Policy};
 use crate::decide::{decide, standings, Choice, Moment};
 use crate::error::Error;
-use crate::event::{check_name, parse_props, to_text, MAX_NAME, MAX_PROPS_BYTES};
+use crate::event::{check_name, parse_props, to_text, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
 use crate::identity::uuid;
 use crate::intent::{abandonment, PageSignal};
@@ -445,7 +445,7 @@ impl Engine {
                 }
                 let mut props = parse_props(input.props.as_deref())?;
                 let page = &input.page;
-                for (k, v) in [
+                for &(k, v) in &[
                     ("path", page.path()),
                     ("url", &page.url),
                     ("title", &page.title),
@@ -462,10 +462,8 @@ impl Engine {
                 Ok(out)
             }
             Kind::Identify => {
-                let n = name.chars().count();
-                if n == 0 || n > MAX_NAME || name.trim_ascii().is_empty() {
-                    return Err(Error::UserId);
-                }
+                // The same rule as event names, with its own error.
+                check_name(name).map_err(|_| Error::UserId)?;
                 let traits = parse_props(input.props.as_deref())?;
                 let out = self.touch(input);
                 let body = compact(input.props.as_deref(), &traits);
@@ -726,13 +724,15 @@ impl Engine {
 
 /// What identifies a page: the URL without its fragment.
 fn page_key(url: &str) -> &str {
-    url.split('#').next().unwrap_or("")
+    crate::json::before_byte(url, b'#')
 }
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
     match text.map(str::trim_ascii) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && !t.contains('\n') => t.to_string(),
+        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
+            t.to_string()
+        }
         _ => to_text(parsed),
     }
 }

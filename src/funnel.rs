@@ -110,7 +110,7 @@ impl Evidence {
                     self.views.windows(need).rev().find(|w| w[need - 1].saturating_sub(w[0]) <= th.burst_window());
                 if let Some(w) = burst {
                     let burst_at = w[need - 1];
-                    if !self.intents.contains(&burst_at) {
+                    if !crate::time::has(&self.intents, burst_at) {
                         insert_sorted(&mut self.intents, burst_at, MAX_INTENTS);
                     }
                 }

@@ -37,7 +37,16 @@ pub fn uuid(seed: &str, n: u16) -> String {
         }
         at += 2;
     }
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    ascii(&out)
+}
+
+/// ASCII bytes as a string (no UTF-8 check needed for them).
+pub fn ascii(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        s.push(char::from(b));
+    }
+    s
 }
 
 fn head(b: &[u8; 16], at: usize) -> [u8; 8] {

@@ -46,6 +46,54 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// Where the ASCII byte `b` first occurs in `s`. Searches for one ASCII character go
+/// through here and [`split_byte`]/[`pieces`] rather than `str`'s char patterns: a plain
+/// loop instead of the pattern searchers in the Wasm. (An ASCII byte in UTF-8 is always
+/// that character, so the results are the same.)
+pub fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// `s` cut at the first ASCII byte `b`: what is before and after it (`str::split_once`).
+pub fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find_byte(s, b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `s` up to the first ASCII byte `b`, or all of it.
+pub fn before_byte(s: &str, b: u8) -> &str {
+    split_byte(s, b).map_or(s, |(head, _)| head)
+}
+
+/// The parts of `s` between the ASCII bytes `b` (`str::split`).
+pub fn pieces(s: &str, b: u8) -> Pieces<'_> {
+    Pieces { rest: Some(s), b }
+}
+
+/// The iterator of [`pieces`].
+pub struct Pieces<'a> {
+    rest: Option<&'a str>,
+    b: u8,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match split_byte(s, self.b) {
+            Some((head, tail)) => {
+                self.rest = Some(tail);
+                Some(head)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
 /// Appends `"key":` to an object being written.
 pub fn push_key(out: &mut String, key: &str) {
     if !out.ends_with('{') {

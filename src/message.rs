@@ -3,7 +3,7 @@
 //! that properties pass through as the JSON text the page gave, and `messageId` comes first
 //! where the outbox can find it cheaply.
 
-use crate::json::{push_field, push_key, push_str, push_uint};
+use crate::json::{before_byte, find_byte, pieces, push_field, push_key, push_str, push_uint, split_byte};
 
 /// The page a call came from, as the shell saw it at the time of the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,11 +21,12 @@ impl PageInfo {
     /// The path of the URL (`/tv/oled-55`).
     pub fn path(&self) -> &str {
         // Searching for ':' then checking the rest is much cheaper in the Wasm than a substring search.
-        let after_scheme = self.url.find(':').filter(|&i| self.url[i..].starts_with("://")).map_or(0, |i| i + 3);
+        let after_scheme =
+            find_byte(&self.url, b':').filter(|&i| self.url[i..].starts_with("://")).map_or(0, |i| i + 3);
         let rest = &self.url[after_scheme..];
-        let start = rest.find('/').unwrap_or(rest.len());
+        let start = find_byte(rest, b'/').unwrap_or(rest.len());
         let path = &rest[start..];
-        let end = path.find(['?', '#']).unwrap_or(path.len());
+        let end = path.bytes().position(|c| c == b'?' || c == b'#').unwrap_or(path.len());
         if end == 0 {
             "/"
         } else {
@@ -35,8 +36,8 @@ impl PageInfo {
 
     /// The query string with its `?`, or empty.
     pub fn search(&self) -> &str {
-        let no_hash = self.url.split('#').next().unwrap_or("");
-        no_hash.find('?').map_or("", |i| &no_hash[i..])
+        let no_hash = before_byte(&self.url, b'#');
+        find_byte(no_hash, b'?').map_or("", |i| &no_hash[i..])
     }
 
     /// A query parameter, percent-decoded.
@@ -47,8 +48,8 @@ impl PageInfo {
     /// ```
     pub fn param(&self, name: &str) -> Option<String> {
         let query = self.search().strip_prefix('?')?;
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        pieces(query, b'&').find_map(|pair| {
+            let (k, v) = split_byte(pair, b'=').unwrap_or((pair, ""));
             (decode(k) == name).then(|| decode(v)).filter(|v| !v.is_empty())
         })
     }
@@ -99,7 +100,7 @@ pub fn render_context(page: &PageInfo, user_agent: &str, locale: &str, session_i
         ("utm_content", "content"),
     ];
     let mut found = false;
-    for (q, k) in utm {
+    for &(q, k) in &utm {
         if let Some(v) = page.param(q) {
             if !found {
                 push_key(&mut c, "campaign");

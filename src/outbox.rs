@@ -25,7 +25,7 @@ impl Outbox {
         let h = id.map_or(0, hash);
         // The hashes first (a tight loop over numbers); the ids only when one matches.
         if id.is_some()
-            && self.ids.contains(&h)
+            && crate::time::has(&self.ids, h)
             && self.ids.iter().zip(&self.items).any(|(x, m)| *x == h && message_id(m) == id)
         {
             return;
@@ -87,13 +87,15 @@ impl Outbox {
 
     /// The stored form: one message per line (JSON text never holds a raw newline).
     pub fn encode(&self) -> String {
-        self.items.join("\n")
+        let mut s = String::with_capacity(self.bytes + self.items.len());
+        join_into(&mut s, &self.items, '\n');
+        s
     }
 
     /// Reads the stored form; lines that are not a message are skipped.
     pub fn decode(text: &str) -> Outbox {
         let mut o = Outbox::default();
-        for line in text.split('\n').filter(|l| message_id(l).is_some()) {
+        for line in crate::json::pieces(text, b'\n').filter(|l| message_id(l).is_some()) {
             o.push(line.to_string());
         }
         o.dropped = 0;
@@ -104,13 +106,23 @@ impl Outbox {
     pub fn to_json_array(&self) -> String {
         let mut s = String::with_capacity(self.bytes + self.items.len() + 2);
         s.push('[');
-        s.push_str(&self.items.join(","));
+        join_into(&mut s, &self.items, ',');
         s.push(']');
         s
     }
 }
 
 /// FNV-1a: a cheap, stable hash of a message id.
+/// Appends `items` with `sep` between them (a loop: smaller in the Wasm than `join`).
+pub fn join_into(out: &mut String, items: &[String], sep: char) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        out.push_str(item);
+    }
+}
+
 fn hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
@@ -118,7 +130,7 @@ fn hash(id: &str) -> u64 {
 /// The `messageId` of a message written by [`crate::message`], which puts it first.
 pub fn message_id(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("{\"messageId\":\"")?;
-    rest.get(..36).filter(|id| rest.as_bytes().get(36) == Some(&b'"') && !id.contains('"'))
+    rest.get(..36).filter(|id| rest.as_bytes().get(36) == Some(&b'"') && crate::json::find_byte(id, b'"').is_none())
 }
 
 #[cfg(test)]

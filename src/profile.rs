@@ -76,7 +76,7 @@ pub struct Profile {
     /// Bought products: id to the latest order (at most [`MAX_BOUGHT`]).
     pub bought: Keyed<Millis>,
 }
-crate::json_struct!(Profile {
+crate::json_struct!(Profile (Profile::new(String::new())) {
     v: "v",
     anonymous_id: "anonymous_id",
     user_id: "user_id",
@@ -297,7 +297,7 @@ impl Profile {
         push_key(&mut s, "affinities");
         s.push('{');
         let hl = th.affinity_half_life();
-        for (key, scores) in [
+        for &(key, scores) in &[
             ("categories", &self.affinities.categories),
             ("brands", &self.affinities.brands),
             ("priceBands", &self.affinities.price_bands),
@@ -330,7 +330,7 @@ impl Profile {
             }
             s.push('{');
             push_field(s, "product_id", &l.product_id);
-            for (k, v) in [("name", &l.name), ("category", &l.category), ("brand", &l.brand)] {
+            for &(k, v) in &[("name", &l.name), ("category", &l.category), ("brand", &l.brand)] {
                 if let Some(v) = v {
                     push_field(s, k, v);
                 }
@@ -364,7 +364,7 @@ impl Profile {
 /// Writes consent in force as `{"analytics":true,...}`.
 pub fn consent_json(s: &mut String, c: Effective) {
     s.push('{');
-    for (k, v) in [("analytics", c.analytics), ("personalization", c.personalization), ("marketing", c.marketing)] {
+    for &(k, v) in &[("analytics", c.analytics), ("personalization", c.personalization), ("marketing", c.marketing)] {
         push_key(s, k);
         s.push_str(if v { "true" } else { "false" });
     }

@@ -87,7 +87,7 @@ fn shed_oldest(list: &mut Keyed<Millis>) -> Option<usize> {
 fn shed_affinity(p: &mut Profile) -> Option<usize> {
     let a = &mut p.affinities;
     let mut oldest: Option<(u64, usize, usize)> = None; // (t, kind, index)
-    for (kind, scores) in [&a.categories, &a.brands, &a.price_bands].into_iter().enumerate() {
+    for (kind, scores) in [&a.categories, &a.brands, &a.price_bands].iter().enumerate() {
         for (i, (_, d)) in scores.m.iter().enumerate() {
             if oldest.is_none_or(|o| d.t < o.0) {
                 oldest = Some((d.t, kind, i));

@@ -186,7 +186,9 @@ impl TabSync {
                     );
                 }
                 if !out.is_empty() {
-                    r.reply = Some(out.join("\n"));
+                    let mut reply = String::new();
+                    crate::outbox::join_into(&mut reply, &out, '\n');
+                    r.reply = Some(reply);
                 }
             }
             _ => {}
@@ -206,14 +208,16 @@ impl TabSync {
             let _ = engine.apply(input);
         }
         engine.outbox.clear();
-        let after = reported(engine);
-        after
-            .into_iter()
-            .filter_map(|(cat, to)| {
-                let from = before.get(&cat).copied();
-                (from != Some(to)).then_some(StageChange { category: cat, from, to })
-            })
-            .collect()
+        let mut changes = Vec::new();
+        for (cat, e) in engine.profile.categories.iter() {
+            if let Some(to) = e.reported {
+                let from = before.get(cat).copied();
+                if from != Some(to) {
+                    changes.push(StageChange { category: cat.clone(), from, to });
+                }
+            }
+        }
+        changes
     }
 }
 

@@ -14,6 +14,13 @@ pub const HOUR: Millis = 60 * MINUTE;
 /// One day in [`Millis`].
 pub const DAY: Millis = 24 * HOUR;
 
+/// True when `list` holds `x`: a plain loop, where `<[u64]>::contains` brings an unrolled
+/// search of its own into the Wasm.
+#[allow(clippy::manual_contains)]
+pub fn has(list: &[u64], x: u64) -> bool {
+    list.iter().any(|y| *y == x)
+}
+
 /// Formats `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 ///
 /// ```

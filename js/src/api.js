@@ -30,7 +30,15 @@ const ops = {
   forget: (c) => c.call(5),
   on: (c, name, cb) => c.listen(name, cb, true),
   off: (c, name, cb) => c.listen(name, cb, false),
-  flush: (c) => c.flush(),
+  // The promise is made here and resolved by the core once stored (at once unless the
+  // tab's leader election is still open). Made outside the executor, so that a failing
+  // core still throws to run().
+  flush: (c) => {
+    let resolve;
+    const done = new Promise((r) => (resolve = r));
+    c.flush(resolve);
+    return done;
+  },
   navigated: (c) => c.call(6),
   started: (c) => c.call(7),
   reject: (c, method, message) => c.call(8, method, message),

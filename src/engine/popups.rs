@@ -222,11 +222,16 @@ pub fn popup_json(c: &Campaign) -> String {
 /// }
 /// ```
 pub fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    let plain = |b: u8| b > b' ' && b != 0x7f && !b"@<>()[]\\,;:\"".contains(&b);
+    let Some((local, domain)) = crate::json::split_byte(e, b'@') else { return false };
+    let plain = |b: u8| {
+        b > b' '
+            && b != 0x7f
+            && !matches!(b, b'@' | b'<' | b'>' | b'(' | b')' | b'[' | b']' | b'\\' | b',' | b';' | b':' | b'"')
+    };
     e.len() <= 254
         && (1..=64).contains(&local.len())
-        && local.bytes().chain(domain.bytes()).all(plain)
-        && domain.contains('.')
-        && domain.split('.').all(|label| !label.is_empty())
+        && local.bytes().all(plain)
+        && domain.bytes().all(plain)
+        && crate::json::find_byte(domain, b'.').is_some()
+        && crate::json::pieces(domain, b'.').all(|label| !label.is_empty())
 }

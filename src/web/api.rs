@@ -10,7 +10,7 @@ use crate::engine::Kind;
 use crate::error::Error;
 use crate::recommend::Catalog;
 use crate::tabs::Role;
-use js_sys::{Function, Promise};
+use js_sys::Function;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -163,20 +163,19 @@ impl Nudge {
         }
     }
 
-    /// `flush()`: stores (and, as leader, broadcasts) now instead of after the delay. The
-    /// promise resolves once stored; while this tab's leader election is still open it
-    /// waits for the outcome, since only the tab that owns the profile stores it.
-    pub fn flush(&self) -> Promise {
+    /// `flush()`: stores (and, as leader, broadcasts) now instead of after the delay, then
+    /// calls `resolve` (the wrapper's promise's); while this tab's leader election is still
+    /// open it waits for the outcome, since only the tab that owns the profile stores it.
+    /// (The wrapper makes the promise: no promise or closure code in the Wasm for it.)
+    pub fn flush(&self, resolve: Function) {
         if !self.inner.shell.try_borrow().is_ok_and(|s| s.electing) {
             flush_and_send(&self.inner);
-            return Promise::resolve(&JsValue::UNDEFINED);
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+            return;
         }
-        let inner = self.inner.clone();
-        Promise::new(&mut |resolve, _| {
-            if let Ok(mut w) = inner.waiters.try_borrow_mut() {
-                w.push(resolve);
-            }
-        })
+        if let Ok(mut w) = self.inner.waiters.try_borrow_mut() {
+            w.push(resolve);
+        }
     }
 
     /// The server's answer to request `seq` (status 0 when there was none; `Retry-After` in
@@ -224,7 +223,7 @@ impl Nudge {
 
     fn fail(&self, method: &str, message: &str) {
         if self.inner.shell.try_borrow().is_ok_and(|s| s.debug) {
-            env::log_error(&[method, " rejected: ", message].concat());
+            env::log_error(&env::cat(&[method, " rejected: ", message]));
         }
         self.dispatch(vec![error_note(method, message)]);
     }
@@ -235,15 +234,19 @@ impl Nudge {
 
     /// Connects the page's events: other tabs, the leader election, page hiding.
     fn wire(&self) {
+        // Every callback has the one type `FnMut(JsValue) -> JsValue` (the timer's argument
+        // and the others' results are unused): one kind of closure, one set of shims in the
+        // Wasm and its glue.
         let weak = Rc::downgrade(&self.inner);
-        let timer = Closure::<dyn FnMut()>::new({
+        let timer = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
-            move || {
+            move |_: JsValue| {
                 if let Some(inner) = weak.upgrade() {
                     inner.wake_at.set(0);
                     flush(&inner);
                     deliver(&inner, false);
                 }
+                JsValue::UNDEFINED
             }
         });
         *self.inner.timer.borrow_mut() = Some(timer.into_js_value().unchecked_into());
@@ -252,26 +255,18 @@ impl Nudge {
 
         let name = {
             let s = self.inner.shell.borrow();
-            ["nudge:", &s.storage_key_hint()].concat()
+            env::cat(&["nudge:", &s.storage_key_hint()])
         };
         let Some(channel) = tabs::channel(&name) else {
             return;
         };
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new({
+        let on_message = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
-            move |e: web_sys::MessageEvent| {
-                let Some(inner) = weak.upgrade() else { return };
-                let Some(text) = e.data().as_string() else {
-                    return;
-                };
-                let notes = match inner.shell.try_borrow_mut() {
-                    Ok(mut s) => s.receive(&text),
-                    Err(_) => return,
-                };
-                arm(&inner);
-                settle(&inner);
-                deliver(&inner, false);
-                dispatch(&inner, notes);
+            move |e: JsValue| {
+                if let Some(inner) = weak.upgrade() {
+                    received(&inner, e.unchecked_into());
+                }
+                JsValue::UNDEFINED
             }
         })
         .into_js_value();
@@ -294,7 +289,7 @@ impl Nudge {
             }
         })
         .into_js_value();
-        let refused = Closure::<dyn FnMut(JsValue)>::new({
+        let refused = Closure::<dyn FnMut(JsValue) -> JsValue>::new({
             let weak = weak.clone();
             move |_: JsValue| {
                 if let Some(inner) = weak.upgrade() {
@@ -304,12 +299,13 @@ impl Nudge {
                     }
                     settle(&inner);
                 }
+                JsValue::UNDEFINED
             }
         })
         .into_js_value();
         let mut s = self.inner.shell.borrow_mut();
         s.channel = Some(channel);
-        let lock = [&name, ":leader"].concat();
+        let lock = env::cat(&[&name, ":leader"]);
         if tabs::request_leadership(&lock, granted.unchecked_ref(), refused.unchecked_ref()) {
             s.sync.role = Role::Follower;
             s.electing = true;
@@ -317,6 +313,21 @@ impl Nudge {
             s.post(&hello);
         }
     }
+}
+
+/// A message from another tab.
+fn received(inner: &Inner, e: web_sys::MessageEvent) {
+    let Some(text) = e.data().as_string() else {
+        return;
+    };
+    let notes = match inner.shell.try_borrow_mut() {
+        Ok(mut s) => s.receive(&text),
+        Err(_) => return,
+    };
+    arm(inner);
+    settle(inner);
+    deliver(inner, false);
+    dispatch(inner, notes);
 }
 
 /// Sets the timer to store soon when something changed.

@@ -28,7 +28,13 @@ impl Listeners {
 
     /// The callbacks for `name`, cloned so they can be called with no borrow held.
     pub fn for_name(&self, name: &str) -> Vec<Function> {
-        self.list.iter().filter(|(n, _)| n == name).map(|(_, f)| f.clone()).collect()
+        let mut out = Vec::new();
+        for (n, f) in &self.list {
+            if n == name {
+                out.push(f.clone());
+            }
+        }
+        out
     }
 }
 

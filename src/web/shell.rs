@@ -185,7 +185,7 @@ impl Shell {
     /// Logs in debug mode.
     pub fn log_parts(&self, parts: &[&str]) {
         if self.debug {
-            env::log(&parts.concat());
+            env::log(&env::cat(parts));
         }
     }
 
@@ -301,7 +301,7 @@ impl Shell {
         self.delivery.observe(&self.engine.outbox, now);
         let urgent = urgent || self.read_back_due;
         while let Some(batch) = self.delivery.take(&self.engine.outbox, &self.write_key, now, urgent) {
-            if !self.request(&[&self.endpoint, "/v1/batch"].concat(), Some(&batch.body), batch.seq) {
+            if !self.request(&env::cat(&[&self.endpoint, "/v1/batch"]), Some(&batch.body), batch.seq) {
                 // The wrapper's send never throws; if it did, treat it as no network.
                 self.delivery.settle(
                     &mut self.engine.outbox,
@@ -334,7 +334,7 @@ impl Shell {
         let p = &self.engine.profile;
         let (Some(user), Some(hash)) = (&p.user_id, &p.user_hash) else { return };
         let enc = |s: &str| String::from(js_sys::encode_uri_component(s));
-        let url = [
+        let url = env::cat(&[
             &self.endpoint,
             "/v1/profile?writeKey=",
             &enc(&self.write_key),
@@ -342,8 +342,7 @@ impl Shell {
             &enc(user),
             "&userHash=",
             &enc(hash),
-        ]
-        .concat();
+        ]);
         self.request(&url, None, READ_BACK);
     }
 
@@ -352,7 +351,7 @@ impl Shell {
     pub fn fetch_config(&self) {
         if !self.endpoint.is_empty() {
             let key = String::from(js_sys::encode_uri_component(&self.write_key));
-            self.request(&[&self.endpoint, "/v1/config?writeKey=", &key].concat(), None, CONFIG);
+            self.request(&env::cat(&[&self.endpoint, "/v1/config?writeKey=", &key]), None, CONFIG);
         }
     }
 
@@ -416,7 +415,7 @@ impl Shell {
             self.electing = false;
         }
         if let Some(reply) = &r.reply {
-            for line in reply.split('\n') {
+            for line in crate::json::pieces(reply, b'\n') {
                 self.post(line);
             }
         }
@@ -482,7 +481,7 @@ impl Shell {
 
 /// What identifies a page view: the URL without its fragment.
 fn page_key(url: &str) -> String {
-    url.split('#').next().unwrap_or("").to_string()
+    crate::json::before_byte(url, b'#').to_string()
 }
 
 /// A `stage` note for each change.

@@ -40,8 +40,8 @@ impl Storage {
     /// Probes localStorage with a write and a delete; falls back to cookie, then memory.
     pub fn open(write_key: &str) -> Storage {
         let short = key_hint(write_key);
-        let prefix = ["nudge:", &short, ":"].concat();
-        let cookie = ["nudge_", &short].concat();
+        let prefix = super::env::cat(&["nudge:", &short, ":"]);
+        let cookie = super::env::cat(&["nudge_", &short]);
         let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).filter(|s| {
             let probe = "nudge:probe";
             s.set_item(probe, "1").is_ok() && s.remove_item(probe).is_ok()
@@ -50,7 +50,7 @@ impl Storage {
             Kind::Local
         } else if document().is_some_and(|d| {
             d.set_cookie("nudge_probe=1; path=/; SameSite=Lax").is_ok()
-                && d.cookie().is_ok_and(|c| c.split(';').any(|c| c.trim_ascii() == "nudge_probe=1"))
+                && d.cookie().is_ok_and(|c| crate::json::pieces(&c, b';').any(|c| c.trim_ascii() == "nudge_probe=1"))
         }) {
             if let Some(d) = document() {
                 let _ = d.set_cookie("nudge_probe=; path=/; max-age=0");
@@ -64,14 +64,14 @@ impl Storage {
 
     /// Reads a value; `None` when absent or unreadable.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.local.as_ref()?.get_item(&[&self.prefix, name].concat()).ok().flatten()
+        self.local.as_ref()?.get_item(&super::env::cat(&[&self.prefix, name])).ok().flatten()
     }
 
     /// Writes a value; on failure (quota, revoked access) falls back to the cookie for ids
     /// and reports false.
     pub fn set(&mut self, name: &str, value: &str) -> bool {
         let Some(s) = &self.local else { return false };
-        if s.set_item(&[&self.prefix, name].concat(), value).is_ok() {
+        if s.set_item(&super::env::cat(&[&self.prefix, name]), value).is_ok() {
             return true;
         }
         self.local = None;
@@ -82,17 +82,17 @@ impl Storage {
     /// Deletes a value.
     pub fn remove(&self, name: &str) {
         if let Some(s) = &self.local {
-            let _ = s.remove_item(&[&self.prefix, name].concat());
+            let _ = s.remove_item(&super::env::cat(&[&self.prefix, name]));
         }
     }
 
     /// The ids kept in the cookie: `(anonymousId, userId)`.
     pub fn cookie_ids(&self) -> Option<(String, Option<String>)> {
         let all = document()?.cookie().ok()?;
-        let want = [&self.cookie, "="].concat();
-        let value = all.split(';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;
+        let want = super::env::cat(&[&self.cookie, "="]);
+        let value = crate::json::pieces(&all, b';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;
         let decoded = js_sys::decode_uri_component(value).ok()?.as_string()?;
-        let (anon, user) = decoded.split_once('|').unwrap_or((&decoded, ""));
+        let (anon, user) = crate::json::split_byte(&decoded, b'|').unwrap_or((&decoded, ""));
         if anon.len() != 36 {
             return None;
         }
@@ -104,10 +104,15 @@ impl Storage {
         if self.kind != Kind::Cookie {
             return;
         }
-        let value = [anonymous_id, "|", user_id.unwrap_or("")].concat();
+        let value = super::env::cat(&[anonymous_id, "|", user_id.unwrap_or("")]);
         let encoded: String = js_sys::encode_uri_component(&value).into();
         if let Some(d) = document() {
-            let _ = d.set_cookie(&[&self.cookie, "=", &encoded, "; path=/; max-age=31536000; SameSite=Lax"].concat());
+            let _ = d.set_cookie(&super::env::cat(&[
+                &self.cookie,
+                "=",
+                &encoded,
+                "; path=/; max-age=31536000; SameSite=Lax",
+            ]));
         }
     }
 
@@ -117,7 +122,7 @@ impl Storage {
             self.remove(n);
         }
         if let Some(d) = document() {
-            let _ = d.set_cookie(&[&self.cookie, "=; path=/; max-age=0"].concat());
+            let _ = d.set_cookie(&super::env::cat(&[&self.cookie, "=; path=/; max-age=0"]));
         }
     }
 }

@@ -40,5 +40,6 @@ pub fn request_leadership(name: &str, granted: &Function, refused: &Function) ->
 
 /// A promise that never settles: returned from the lock callback to hold the lock.
 pub fn forever() -> JsValue {
-    Promise::new(&mut |_, _| {}).into()
+    // `Promise.race([])` never settles.
+    Promise::race(&js_sys::Array::new()).into()
 }
