@@ -377,13 +377,7 @@ impl Engine {
     pub fn recommend(&self, catalog: &Catalog, request: &str, now: Millis) -> Result<String, Error> {
         let refused = |r: Refusal| Error::Recommend(r.message());
         let request = Request::read(request).map_err(refused)?;
-        let anonymous;
-        let profile = if self.consent().personalization {
-            &self.profile
-        } else {
-            anonymous = Profile::new(String::new());
-            &anonymous
-        };
+        let profile = if self.consent().personalization { &self.profile } else { &crate::profile::BLANK };
         let picks = rank(catalog, profile, &request, now, &self.settings.thresholds).map_err(refused)?;
         Ok(picks_json(&picks))
     }

@@ -2,7 +2,7 @@
 //! affinities and cart. This is what the browser stores and what tabs share; it is
 //! versioned (older layouts migrate, unreadable ones are replaced) and bounded in size.
 
-use crate::affinity::Affinities;
+use crate::affinity::{Affinities, Scores};
 use crate::caps::Ledger;
 use crate::cart::Cart;
 use crate::codec::{Json, MAX_STATE_DEPTH};
@@ -103,6 +103,30 @@ pub fn oldest(list: &Keyed<Millis>) -> usize {
     }
     at.0
 }
+
+/// A profile with nothing in it: what recommendations read instead of the shopper's
+/// without personalization consent (a new visitor's view). A static, so no profile is made
+/// for it.
+pub static BLANK: Profile = Profile {
+    v: VERSION,
+    anonymous_id: String::new(),
+    user_id: None,
+    user_hash: None,
+    traits: None,
+    consent: Choices { analytics: None, personalization: None, marketing: None },
+    session: Session { id: 0, last: 0, campaign: None, count: 0 },
+    categories: Keyed::new(),
+    affinities: Affinities {
+        categories: Scores { m: Keyed::new() },
+        brands: Scores { m: Keyed::new() },
+        price_bands: Scores { m: Keyed::new() },
+    },
+    cart: Cart { lines: Vec::new(), currency: None, updated: 0, checkout: 0 },
+    acks: Keyed::new(),
+    popups: Ledger { seen: Keyed::new() },
+    seen: Keyed::new(),
+    bought: Keyed::new(),
+};
 
 /// What happened when stored text was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,6 +35,7 @@ use crate::affinity::{price_band, Scores};
 use crate::codec::field;
 use crate::config::Thresholds;
 use crate::funnel::Stage;
+use crate::json::pieces;
 use crate::json_value::{parse, push_str, push_uint};
 use crate::keyed::Keyed;
 use crate::profile::Profile;
@@ -98,10 +99,10 @@ impl Catalog {
     #[inline(never)]
     pub fn read(text: &str) -> Catalog {
         let mut c = Catalog::default();
-        for record in text.split('\x1e') {
+        for record in pieces(text, 0x1e) {
             let mut f = [""; 7];
             let mut n = 0;
-            for (i, field) in record.split('\x1f').enumerate() {
+            for (i, field) in pieces(record, 0x1f).enumerate() {
                 if i < 7 {
                     f[i] = field;
                     n += 1;
@@ -161,7 +162,7 @@ impl Catalog {
     }
 
     fn find(&self, id: &str) -> Option<usize> {
-        self.products.iter().position(|p| p.id == id)
+        (0..self.products.len()).find(|&i| self.products[i].id == id)
     }
 }
 
@@ -384,22 +385,24 @@ pub fn rank(
         Some(a) => catalog.products[a].name.as_str(),
         None => cart.iter().rev().find_map(|l| l.name.as_deref()).unwrap_or("your cart"),
     };
-    Ok(best
-        .into_iter()
-        .map(|(score, index, why)| {
-            let p = &catalog.products[index];
-            let reason = match why {
-                0 => ["because you viewed ", &p.category].concat(),
-                1 => ["because you like ", &p.brand].concat(),
-                2 => "in your price range".into(),
-                3 if request.category.is_some() => ["popular in ", &p.category].concat(),
-                3 => "popular now".into(),
-                4..=6 => ["similar to ", anchor_name].concat(),
-                _ => ["goes with ", anchor_name].concat(),
-            };
-            Pick { index, score, reason }
-        })
-        .collect())
+    let mut picks = Vec::with_capacity(best.len());
+    for (score, index, why) in best {
+        let p = &catalog.products[index];
+        let (lead, name) = match why {
+            0 => ("because you viewed ", p.category.as_str()),
+            1 => ("because you like ", p.brand.as_str()),
+            2 => ("in your price range", ""),
+            3 if request.category.is_some() => ("popular in ", p.category.as_str()),
+            3 => ("popular now", ""),
+            4..=6 => ("similar to ", anchor_name),
+            _ => ("goes with ", anchor_name),
+        };
+        let mut reason = String::with_capacity(lead.len() + name.len());
+        reason.push_str(lead);
+        reason.push_str(name);
+        picks.push(Pick { index, score, reason });
+    }
+    Ok(picks)
 }
 
 /// The picks as the wrapper reads them: `[[index,"reason"],...]`.
