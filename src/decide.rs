@@ -109,58 +109,26 @@ pub fn decide<'c>(
     Some(if c.holdout > 0.0 && draw(person, &c.id) < c.holdout { Choice::HeldOut(c) } else { Choice::Show(c) })
 }
 
-/// Where a campaign stands for the shopper now, whatever its trigger: what a store's
-/// inspector shows as "which campaign would show and why".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// Its popup would show when its trigger fires.
-    Eligible,
-    /// The shopper is in its holdout: nothing shows when it fires.
-    HeldOut,
-    /// The shopper is not in its audience.
-    Audience,
-    /// Its caps allow no popup now.
-    Capped,
-}
-
-impl Standing {
-    /// The name the inspector and `debug()` show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Standing::Eligible => "eligible",
-            Standing::HeldOut => "held out",
-            Standing::Audience => "not in its audience",
-            Standing::Capped => "capped",
-        }
-    }
-}
-
-/// Each campaign's [`Standing`] for `p`, in rank order: the first `Eligible` one whose
-/// trigger fires is the one that shows (the caller checks consent first).
-pub fn standings<'c>(
-    ranked: &'c [Campaign],
-    p: &Profile,
-    ledger: &Ledger,
-    now: Millis,
-    th: &Thresholds,
-) -> Vec<(&'c Campaign, Standing)> {
+/// Where each campaign stands for `p` now, whatever its trigger, in rank order: what a
+/// store's inspector shows as "which campaign would show and why". `eligible` (it shows
+/// when its trigger fires, unless a higher-ranked one does), `held out`, `not in its
+/// audience` or `capped`. The caller checks consent first.
+pub fn standings(ranked: &[Campaign], p: &Profile, ledger: &Ledger, now: Millis, th: &Thresholds) -> Vec<&'static str> {
     let mut facts = Facts { p, now, th, overall: None, cart: None };
     let person = p.user_id.as_deref().unwrap_or(&p.anonymous_id);
-    ranked
-        .iter()
-        .map(|c| {
-            let standing = if !facts.matches(&c.audience) {
-                Standing::Audience
-            } else if !ledger.seen.get(&c.id).is_none_or(|s| s.allows(&c.caps, now, p.session.id)) {
-                Standing::Capped
-            } else if c.holdout > 0.0 && draw(person, &c.id) < c.holdout {
-                Standing::HeldOut
-            } else {
-                Standing::Eligible
-            };
-            (c, standing)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(ranked.len());
+    for c in ranked {
+        out.push(if !facts.matches(&c.audience) {
+            "not in its audience"
+        } else if !ledger.seen.get(&c.id).is_none_or(|s| s.allows(&c.caps, now, p.session.id)) {
+            "capped"
+        } else if c.holdout > 0.0 && draw(person, &c.id) < c.holdout {
+            "held out"
+        } else {
+            "eligible"
+        });
+    }
+    out
 }
 
 /// A stable number in [0, 1) for a person and a campaign: FNV-1a over both, then a
@@ -248,18 +216,12 @@ mod tests {
         let held = campaign(r#"{"id":"held","trigger":{"on":"exit-intent"},"content":{},"holdout":0.9}"#);
         let ranked = [tvs.clone(), all.clone(), held.clone()];
         let mut ledger = Ledger::default();
-        let names = |l: &Ledger, p: &Profile| {
-            standings(&ranked, p, l, T, &th).iter().map(|(c, s)| (c.id.clone(), s.name())).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names(&ledger, &p),
-            [("tvs".into(), "not in its audience"), ("all".into(), "eligible"), ("held".into(), "held out")]
-        );
+        assert_eq!(standings(&ranked, &p, &ledger, T, &th), ["not in its audience", "eligible", "held out"]);
         p.category("TVs", T, &th).observe(Signal::Intent, T, &th);
         ledger.entry(&all.id, T).shown(T, p.session.id);
-        let got = names(&ledger, &p);
-        assert_eq!(got[0], ("tvs".into(), "eligible"));
-        assert_eq!(got[1], ("all".into(), "capped"), "once per session by default");
+        let got = standings(&ranked, &p, &ledger, T, &th);
+        assert_eq!(got[0], "eligible");
+        assert_eq!(got[1], "capped", "once per session by default");
     }
 
     #[test]

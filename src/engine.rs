@@ -352,19 +352,16 @@ impl Engine {
     /// campaign is `no personalization consent` without that consent.
     pub fn campaigns_json(&self, now: Millis) -> String {
         let consent = self.consent().personalization;
+        let standing = standings(&self.campaigns, &self.profile, &self.profile.popups, now, &self.settings.thresholds);
         let mut out = String::from("[");
-        for (i, (c, s)) in
-            standings(&self.campaigns, &self.profile, &self.profile.popups, now, &self.settings.thresholds)
-                .into_iter()
-                .enumerate()
-        {
+        for (i, c) in self.campaigns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
             out.push('{');
             push_field(&mut out, "id", &c.id);
             push_field(&mut out, "on", c.trigger.name());
-            push_field(&mut out, "standing", if consent { s.name() } else { "no personalization consent" });
+            push_field(&mut out, "standing", if consent { standing[i] } else { "no personalization consent" });
             out.push('}');
         }
         out.push(']');
