@@ -524,12 +524,14 @@ impl Engine {
         if let Some(c) = get_str(props, "currency") {
             self.profile.cart.currency = Some(crate::json::clip(&c, 8));
         }
-        let mut touched: Vec<(String, Signal)> = Vec::new();
+        // The categories the event is evidence for, and of what.
+        let mut touched: Vec<String> = Vec::new();
+        let mut signal = Signal::View;
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
 
-                touched.extend(category.map(|c| (c, Signal::View)));
+                touched.extend(category);
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
@@ -540,7 +542,8 @@ impl Engine {
                     }
                 }
                 if !wish {
-                    touched.extend(category.map(|c| (c, Signal::Intent)));
+                    touched.extend(category);
+                    signal = Signal::Intent;
                 }
             }
             "Product Removed" => {
@@ -554,9 +557,8 @@ impl Engine {
             "Checkout Started" => {
                 self.profile.cart.replace(props, at);
                 self.profile.cart.start_checkout(at);
-                for c in self.cart_categories(props) {
-                    touched.push((c, Signal::Intent));
-                }
+                touched = self.cart_categories(props);
+                signal = Signal::Intent;
             }
             "Order Completed" => {
                 for p in get_objects(props, "products") {
@@ -569,14 +571,13 @@ impl Engine {
                         ahl,
                     );
                 }
-                for c in self.cart_categories(props) {
-                    touched.push((c, Signal::Order));
-                }
+                touched = self.cart_categories(props);
+                signal = Signal::Order;
                 self.profile.cart.clear(at);
             }
             _ => {}
         }
-        for (c, signal) in touched {
+        for c in touched {
             let c = crate::json::clip(&c, 64);
             self.profile.category(&c, at, &th).observe(signal, at, &th);
         }
