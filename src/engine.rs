@@ -370,9 +370,9 @@ impl Engine {
 
     /// Applies one call. On error nothing has changed.
     pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
-        let opts = match input.options.as_deref().map(str::trim_ascii) {
-            None | Some("") | Some("null") => None,
-            Some(t) => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
+        let opts = match input.options.as_deref().unwrap_or("").trim_ascii() {
+            "" | "null" => None,
+            t => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
         };
         let at = match opts.as_ref().and_then(|o| o.timestamp.as_deref()) {
             Some(ts) => parse_iso(ts)?,
@@ -682,8 +682,8 @@ fn page_key(url: &str) -> &str {
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
-    match text.map(str::trim_ascii) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
+    match text.unwrap_or("").trim_ascii() {
+        t if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
             t.to_string()
         }
         _ => to_text(parsed),
