@@ -531,7 +531,9 @@ impl Engine {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
 
-                touched.extend(category);
+                if let Some(c) = category {
+                    touched.push(c);
+                }
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
@@ -542,7 +544,9 @@ impl Engine {
                     }
                 }
                 if !wish {
-                    touched.extend(category);
+                    if let Some(c) = category {
+                        touched.push(c);
+                    }
                     signal = Signal::Intent;
                 }
             }
