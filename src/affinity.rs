@@ -51,7 +51,7 @@ impl Scores {
     pub fn ranked(&self, now: Millis, half_life: Millis) -> Vec<(&str, f64)> {
         // Placed one by one rather than sorted: a handful of keys, and the Wasm is spared
         // a generic sort (kilobytes per instance).
-        let mut v: Vec<(&str, f64)> = Vec::with_capacity(self.m.len());
+        let mut v: Vec<(&str, f64)> = Vec::new();
         for (k, d) in self.m.iter() {
             let s = d.at(now, half_life);
             if s >= 0.01 {

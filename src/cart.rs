@@ -109,7 +109,9 @@ impl Cart {
             if lines.len() >= MAX_LINES {
                 break;
             }
-            lines.extend(Line::from_props(p));
+            if let Some(l) = Line::from_props(p) {
+                lines.push(l);
+            }
         }
         if lines.is_empty() {
             return false;

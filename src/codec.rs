@@ -122,7 +122,7 @@ impl<T: Json> Json for Vec<T> {
         match v {
             Value::Arr(items) => {
                 // A plain loop: smaller in the Wasm than `collect` into an `Option<Vec<T>>`.
-                let mut out = Vec::with_capacity(items.len());
+                let mut out = Vec::new();
                 for item in items {
                     out.push(T::read(item)?);
                 }

@@ -98,7 +98,7 @@ impl ThresholdOverrides {
     pub fn read(v: &Value) -> (ThresholdOverrides, bool) {
         let mut bad = false;
         let mut o = ThresholdOverrides::default();
-        for (slot, key) in o.0.iter_mut().zip(NAMES) {
+        for (slot, &key) in o.0.iter_mut().zip(NAMES.iter()) {
             *slot = optional::<f64>(v, key).unwrap_or_else(|_| {
                 bad = true;
                 None
@@ -130,9 +130,11 @@ impl Thresholds {
 
     /// Applies overrides, ignoring values that are not positive and finite.
     pub fn apply(&mut self, o: &ThresholdOverrides) {
-        for (slot, v) in self.slots().into_iter().zip(o.0) {
+        // Slices, not arrays by value: no array iterators in the Wasm.
+        let mut slots = self.slots();
+        for (slot, v) in slots.iter_mut().zip(o.0.iter()) {
             if let Some(v) = v.filter(|v| v.is_finite() && *v > 0.0) {
-                *slot = v;
+                **slot = v;
             }
         }
     }

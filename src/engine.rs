@@ -403,9 +403,9 @@ impl Engine {
 
     /// Applies one call. On error nothing has changed.
     pub fn apply(&mut self, input: &Input) -> Result<Outputs, Error> {
-        let opts = match input.options.as_deref().map(str::trim_ascii) {
-            None | Some("") | Some("null") => None,
-            Some(t) => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
+        let opts = match input.options.as_deref().unwrap_or("").trim_ascii() {
+            "" | "null" => None,
+            t => Some(CallOptions::from_json(t).ok_or(Error::BadOptions)?),
         };
         let at = match opts.as_ref().and_then(|o| o.timestamp.as_deref()) {
             Some(ts) => parse_iso(ts)?,
@@ -557,7 +557,9 @@ impl Engine {
         if let Some(c) = get_str(props, "currency") {
             self.profile.cart.currency = Some(crate::json::clip(&c, 8));
         }
-        let mut touched: Vec<(String, Signal)> = Vec::new();
+        // The categories the event is evidence for, and of what.
+        let mut touched: Vec<String> = Vec::new();
+        let mut signal = Signal::View;
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
@@ -565,7 +567,9 @@ impl Engine {
                     self.profile.remember_product(&id, at, false);
                 }
 
-                touched.extend(category.map(|c| (c, Signal::View)));
+                if let Some(c) = category {
+                    touched.push(c);
+                }
             }
             "Product Added" | "Product Added to Wishlist" => {
                 let wish = event.ends_with("Wishlist");
@@ -576,7 +580,10 @@ impl Engine {
                     }
                 }
                 if !wish {
-                    touched.extend(category.map(|c| (c, Signal::Intent)));
+                    if let Some(c) = category {
+                        touched.push(c);
+                    }
+                    signal = Signal::Intent;
                 }
             }
             "Product Removed" => {
@@ -590,9 +597,8 @@ impl Engine {
             "Checkout Started" => {
                 self.profile.cart.replace(props, at);
                 self.profile.cart.start_checkout(at);
-                for c in self.cart_categories(props) {
-                    touched.push((c, Signal::Intent));
-                }
+                touched = self.cart_categories(props);
+                signal = Signal::Intent;
             }
             "Order Completed" => {
                 for p in get_objects(props, "products") {
@@ -608,14 +614,13 @@ impl Engine {
                         ahl,
                     );
                 }
-                for c in self.cart_categories(props) {
-                    touched.push((c, Signal::Order));
-                }
+                touched = self.cart_categories(props);
+                signal = Signal::Order;
                 self.profile.cart.clear(at);
             }
             _ => {}
         }
-        for (c, signal) in touched {
+        for c in touched {
             let c = crate::json::clip(&c, 64);
             self.profile.category(&c, at, &th).observe(signal, at, &th);
         }
@@ -720,8 +725,8 @@ fn page_key(url: &str) -> &str {
 
 /// The page's own JSON text when it is compact enough to pass through, else re-serialised.
 fn compact(text: Option<&str>, parsed: &Object) -> String {
-    match text.map(str::trim_ascii) {
-        Some(t) if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
+    match text.unwrap_or("").trim_ascii() {
+        t if t.starts_with('{') && t.len() <= MAX_PROPS_BYTES && crate::json::find_byte(t, b'\n').is_none() => {
             t.to_string()
         }
         _ => to_text(parsed),

@@ -31,9 +31,9 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 /// assert!(parse_props(Some("[1,2]")).is_err());
 /// ```
 pub fn parse_props(text: Option<&str>) -> Result<Object, Error> {
-    let text = match text.map(str::trim_ascii) {
-        None | Some("") | Some("null") => return Ok(Object::new()),
-        Some(t) => t,
+    let text = match text.unwrap_or("").trim_ascii() {
+        "" | "null" => return Ok(Object::new()),
+        t => t,
     };
     if text.len() > MAX_PROPS_BYTES {
         return Err(Error::TooLarge);

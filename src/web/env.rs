@@ -57,7 +57,7 @@ pub fn seed() -> String {
     });
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = [0u8; 32];
-    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+    for (pair, &b) in hex.chunks_exact_mut(2).zip(bytes.iter()) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 15)];
     }

@@ -486,7 +486,7 @@ fn page_key(url: &str) -> String {
 
 /// A `stage` note for each change.
 fn stage_notes(changes: &[crate::engine::StageChange]) -> Vec<Note> {
-    let mut notes = Vec::with_capacity(changes.len() + 2);
+    let mut notes = Vec::new();
     for c in changes {
         notes.push(Note::Stage(c.to_json()));
     }
