@@ -116,7 +116,7 @@ pub fn decide<'c>(
 pub fn standings(ranked: &[Campaign], p: &Profile, ledger: &Ledger, now: Millis, th: &Thresholds) -> Vec<&'static str> {
     let mut facts = Facts { p, now, th, overall: None, cart: None };
     let person = p.user_id.as_deref().unwrap_or(&p.anonymous_id);
-    let mut out = Vec::with_capacity(ranked.len());
+    let mut out = Vec::new();
     for c in ranked {
         out.push(if !facts.matches(&c.audience) {
             "not in its audience"

@@ -237,8 +237,6 @@ impl Request {
 pub struct Pick {
     /// Its index in the catalogue.
     pub index: usize,
-    /// Its score (higher ranks first).
-    pub score: f64,
     /// Why it was chosen, for the shopper to read.
     pub reason: String,
 }
@@ -335,7 +333,7 @@ pub fn rank(
         }
         (score, why)
     };
-    let mut best: Vec<(f64, usize, usize)> = Vec::with_capacity(count + 1);
+    let mut best: Vec<(f64, usize, usize)> = Vec::new();
     for (i, p) in catalog.products.iter().enumerate() {
         let (cat, brand, band) = (catalog.category_of[i], catalog.brand_of[i], catalog.band_of[i]);
         if !p.in_stock || wanted.is_some_and(|w| w != Some(cat as usize)) {
@@ -385,8 +383,8 @@ pub fn rank(
         Some(a) => catalog.products[a].name.as_str(),
         None => cart.iter().rev().find_map(|l| l.name.as_deref()).unwrap_or("your cart"),
     };
-    let mut picks = Vec::with_capacity(best.len());
-    for (score, index, why) in best {
+    let mut picks = Vec::new();
+    for (_, index, why) in best {
         let p = &catalog.products[index];
         let (lead, name) = match why {
             0 => ("because you viewed ", p.category.as_str()),
@@ -397,10 +395,10 @@ pub fn rank(
             4..=6 => ("similar to ", anchor_name),
             _ => ("goes with ", anchor_name),
         };
-        let mut reason = String::with_capacity(lead.len() + name.len());
+        let mut reason = String::new();
         reason.push_str(lead);
         reason.push_str(name);
-        picks.push(Pick { index, score, reason });
+        picks.push(Pick { index, reason });
     }
     Ok(picks)
 }
