@@ -278,7 +278,7 @@ function card(p, position) {
 // or has nothing to say, the server-rendered products stay.
 function slot(name, count, fallback, attrs = '') {
   return `<div class="grid slot" data-nudge-slot="${name}" data-count="${count}"${attrs}>
-<template><article class="card"><a data-bind-href="url"><img data-bind-src="image" alt="" width="160" height="120"><h3 data-bind="name"></h3></a><p class="meta" data-bind="brand"></p><p class="price" data-bind="price"></p></article></template>
+<template><article class="card"><a data-bind-href="url"><img data-bind-src="image" alt="" width="160" height="120"><h3 data-bind="name"></h3></a><p class="meta" data-bind="brand"></p><p class="price" data-bind="price"></p><p class="why" data-bind="reason"></p></article></template>
 ${fallback.map((p, i) => card(p, i + 1)).join('\n')}
 </div>`;
 }

@@ -109,7 +109,7 @@ test('home, product and cart pages hold product slots with a template and server
       binds: [...t.querySelectorAll('[data-bind],[data-bind-src],[data-bind-href]')].map((e) => e.dataset.bind || (e.dataset.bindSrc && 'src:' + e.dataset.bindSrc) || 'href:' + e.dataset.bindHref),
     };
   });
-  assert.deepEqual(home, { count: '4', cards: 4, binds: ['href:url', 'src:image', 'name', 'brand', 'price'] });
+  assert.deepEqual(home, { count: '4', cards: 4, binds: ['href:url', 'src:image', 'name', 'brand', 'price', 'reason'] });
   const tv = catalog.find((p) => p.category === 'TVs');
   await visit(page, tv.url);
   const similar = await page.evaluate(() => {
