@@ -12,7 +12,7 @@
 // Run scripts/build and `cargo build -p nudge-server` first. Exits 1 if the bench fails;
 // figures over budget are marked in the table.
 
-import { launchBrowser, requireDist, sdkPage, startServer, startNudgeServer } from '../tests/browser/helpers.mjs';
+import { launchBrowser, requireDist, sdkPage, startServer, startNudgeServer, secretCall } from '../tests/browser/helpers.mjs';
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS || 10000);
 const RANKS = Number(process.env.BENCH_RANKS || 200);
@@ -79,12 +79,7 @@ async function main() {
   const ns = await startNudgeServer({ origins: [pages.origin] });
   const browser = await launchBrowser();
   try {
-    const put = await fetch(`${ns.url}/v1/catalog`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${ns.secretKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(catalogue(PRODUCTS)),
-    });
-    if (put.status !== 200) throw new Error(`PUT /v1/catalog: ${put.status} ${await put.text()}`);
+    await secretCall(ns, 'PUT', '/v1/catalog', catalogue(PRODUCTS));
     const html = await sdkPage(pages, { writeKey: ns.writeKey, endpoint: ns.url });
     const url = pages.page(html, { path: '/bench-recommend', headers: ISOLATED });
     const context = await browser.newContext();

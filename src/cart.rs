@@ -2,7 +2,7 @@
 //! checkout has started. Later issues detect abandonment from `updated` and `checkout`.
 
 use crate::json::Object;
-use crate::json::{get_num, get_objects, get_str};
+use crate::json::{get_num, get_objects, get_str, product_id};
 use crate::json_value::storable;
 use crate::time::Millis;
 
@@ -37,7 +37,7 @@ crate::json_struct!(Line {
 impl Line {
     /// Reads a product from e-commerce properties; `None` without `product_id` or `sku`.
     pub fn from_props(p: &Object) -> Option<Line> {
-        let product_id = get_str(p, "product_id").or_else(|| get_str(p, "sku"))?;
+        let product_id = product_id(p)?;
         let quantity = get_num(p, "quantity").filter(|q| *q > 0.0).unwrap_or(1.0).min(10_000.0);
         Some(Line {
             product_id,

@@ -181,20 +181,7 @@ macro_rules! json_struct {
     // the Wasm for a big struct.
     ($t:ident ($init:expr) { $($f:ident : $k:literal),* $(,)? }) => {
         impl $crate::codec::Json for $t {
-            fn write(&self, out: &mut String) {
-                out.push('{');
-                let mut _first = true;
-                $(
-                    if !_first {
-                        out.push(',');
-                    }
-                    _first = false;
-                    $crate::json_value::push_str(out, $k);
-                    out.push(':');
-                    $crate::codec::Json::write(&self.$f, out);
-                )*
-                out.push('}');
-            }
+            $crate::json_struct!(@write $($f: $k),*);
             fn read(v: &$crate::json_value::Value) -> Option<Self> {
                 v.as_obj()?;
                 let mut out: $t = $init;
@@ -205,24 +192,28 @@ macro_rules! json_struct {
     };
     ($t:ident { $($f:ident : $k:literal),* $(,)? }) => {
         impl $crate::codec::Json for $t {
-            fn write(&self, out: &mut String) {
-                out.push('{');
-                let mut _first = true;
-                $(
-                    if !_first {
-                        out.push(',');
-                    }
-                    _first = false;
-                    $crate::json_value::push_str(out, $k);
-                    out.push(':');
-                    $crate::codec::Json::write(&self.$f, out);
-                )*
-                out.push('}');
-            }
+            $crate::json_struct!(@write $($f: $k),*);
             fn read(v: &$crate::json_value::Value) -> Option<Self> {
                 v.as_obj()?;
                 Some($t { $($f: $crate::codec::Json::read($crate::codec::field(v, $k))?,)* })
             }
+        }
+    };
+    // The writer both forms share: the fields in the given order.
+    (@write $($f:ident : $k:literal),*) => {
+        fn write(&self, out: &mut String) {
+            out.push('{');
+            let mut _first = true;
+            $(
+                if !_first {
+                    out.push(',');
+                }
+                _first = false;
+                $crate::json_value::push_str(out, $k);
+                out.push(':');
+                $crate::codec::Json::write(&self.$f, out);
+            )*
+            out.push('}');
         }
     };
 }

@@ -22,7 +22,7 @@ use crate::event::{check_name, parse_props, to_text, MAX_PROPS_BYTES};
 use crate::funnel::{Signal, Stage};
 use crate::identity::uuid;
 use crate::intent::{abandonment, PageSignal};
-use crate::json::{get_num, get_objects, get_str, push_field, push_key, push_str};
+use crate::json::{get_num, get_objects, get_str, product_id, push_field, push_key, push_str};
 use crate::json::{Object, Value};
 use crate::message::{render_context, write, PageInfo, Parts};
 use crate::outbox::Outbox;
@@ -563,7 +563,7 @@ impl Engine {
         match event {
             "Product Viewed" => {
                 self.profile.affinities.observe(category.as_deref(), brand.as_deref(), price, affinity::VIEW, at, ahl);
-                if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
+                if let Some(id) = product_id(props) {
                     self.profile.remember_product(&id, at, false);
                 }
 
@@ -587,7 +587,7 @@ impl Engine {
                 }
             }
             "Product Removed" => {
-                if let Some(id) = get_str(props, "product_id").or_else(|| get_str(props, "sku")) {
+                if let Some(id) = product_id(props) {
                     self.profile.cart.remove(&id, get_num(props, "quantity"), at);
                 }
             }
@@ -602,7 +602,7 @@ impl Engine {
             }
             "Order Completed" => {
                 for p in get_objects(props, "products") {
-                    if let Some(id) = get_str(p, "product_id").or_else(|| get_str(p, "sku")) {
+                    if let Some(id) = product_id(p) {
                         self.profile.remember_product(&id, at, true);
                     }
                     self.profile.affinities.observe(

@@ -14,6 +14,11 @@ pub fn get_str(obj: &Object, key: &str) -> Option<String> {
     }
 }
 
+/// A product's id in e-commerce properties: `product_id`, or `sku` when it has none.
+pub fn product_id(obj: &Object) -> Option<String> {
+    get_str(obj, "product_id").or_else(|| get_str(obj, "sku"))
+}
+
 /// The number at `key`, if it is a finite number (numeric strings such as `"19.99"` too).
 pub fn get_num(obj: &Object, key: &str) -> Option<f64> {
     match get(obj, key)? {

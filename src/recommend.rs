@@ -96,7 +96,6 @@ impl Catalog {
     /// per record (separated by `\x1e`), fields separated by `\x1f` in the order id, name,
     /// category, brand, price, in stock (`1`/`0`), popularity. A record without an id or
     /// with too few fields is skipped; an unreadable number reads as 0.
-    #[inline(never)]
     pub fn read(text: &str) -> Catalog {
         let mut c = Catalog::default();
         for record in pieces(text, 0x1e) {
@@ -257,7 +256,6 @@ const WEIGHTS: [[f64; PARTS]; 4] = [
 
 /// Ranks the catalogue for `profile` as of `now`: the best `request.count` products, best
 /// first. Pure and bounded: one pass over the products, keeping only the best so far.
-#[inline(never)]
 pub fn rank(
     catalog: &Catalog,
     profile: &Profile,

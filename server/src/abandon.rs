@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use crate::background::spawn_rounds;
+pub use crate::background::WorkerHandle;
 use crate::follow;
 use crate::hmac::hex;
 use crate::identity::{self, Person};
@@ -107,8 +107,7 @@ async fn person_of(
 
 /// The cart in a person's folded profile (empty when there is no profile).
 pub async fn cart_of(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<nudge::cart::Cart, StoreError> {
-    let Some(row) = crate::profiles::load(db, site_id, person).await? else { return Ok(Default::default()) };
-    Ok(nudge::profile::Profile::decode(&row.state, String::new()).0.cart)
+    Ok(crate::profiles::core_profile(db, site_id, person).await?.cart)
 }
 
 /// A site's abandonment wait, ms.
@@ -360,40 +359,16 @@ async fn finish(store: &Store, timer: &Claimed, end: End) -> Result<(), StoreErr
     tx.commit().await
 }
 
-/// A running worker.
-#[derive(Debug)]
-pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl WorkerHandle {
-    /// Stops after the round under way.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts the worker `serve` runs, unless the settings turn it off.
 pub fn start(store: &Store, settings: &Settings) -> Option<WorkerHandle> {
     if !settings.enabled {
         return None;
     }
-    let (stop, mut stopped) = watch::channel(false);
-    let (store, poll) = (store.clone(), settings.poll);
-    let task = tokio::spawn(async move {
-        while !*stopped.borrow() {
-            if let Err(e) = round(&store, crate::state::now_ms()).await {
-                eprintln!("nudge-server: cart abandonment: {e}");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(poll) => {}
-                changed = stopped.changed() => if changed.is_err() { break },
-            }
-        }
-    });
-    Some(WorkerHandle { stop, task })
+    let store = store.clone();
+    Some(spawn_rounds("cart abandonment", settings.poll, move || {
+        let store = store.clone();
+        async move { round(&store, crate::state::now_ms()).await.map(|_| false) }
+    }))
 }
 
 /// A site's timers (tests and operators): `(person key, status, last activity ms, due ms)`.

@@ -9,6 +9,7 @@ pub mod abandon;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod body;
 pub mod campaigns;
 pub mod catalog;

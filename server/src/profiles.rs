@@ -526,6 +526,15 @@ pub async fn load(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<Opt
     }))
 }
 
+/// A person's folded core profile as cached (a fresh one when nothing was folded yet):
+/// what their cart, products and affinities are on the server, without folding again.
+pub async fn core_profile(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<Profile, StoreError> {
+    Ok(match load(db, site_id, person).await? {
+        Some(row) => Profile::decode(&row.state, String::new()).0,
+        None => Profile::new(String::new()),
+    })
+}
+
 /// The anonymous ids a person's profile is made of.
 pub async fn anonymous_ids_of(db: &mut Db<'_>, site_id: &str, person: &Person) -> Result<Vec<String>, StoreError> {
     match person {

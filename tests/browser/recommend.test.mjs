@@ -5,7 +5,7 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { suite, sdkPage, waitReady, waitUntil, debugInfo, messages, startNudgeServer } from './helpers.mjs';
+import { suite, sdkPage, waitReady, waitUntil, debugInfo, messages, startNudgeServer, secretCall } from './helpers.mjs';
 
 const env = suite({ before, after });
 let ns = null;
@@ -30,14 +30,7 @@ const PRODUCTS = [
 /** A nudge-server whose site allows the test pages and holds `products` as its catalogue. */
 async function serverWith(products = PRODUCTS) {
   ns = await startNudgeServer({ origins: [env.server.origin] });
-  if (products) {
-    const r = await fetch(`${ns.url}/v1/catalog`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${ns.secretKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify(products),
-    });
-    assert.equal(r.status, 200, `PUT /v1/catalog: ${await r.text()}`);
-  }
+  if (products) await secretCall(ns, 'PUT', '/v1/catalog', products);
   return ns;
 }
 
@@ -65,14 +58,12 @@ const shop = (server, body) => env.load({ body, endpoint: server.url, writeKey: 
 test('a shopper who viewed TVs gets TVs in the for-you slot, as text, with reasons and links', async () => {
   const server = await serverWith();
   const { page, errors } = await shop(server, '<h1>Home</h1>');
-  await waitReady(page);
   await page.evaluate((ps) => {
     for (const p of ps) window.nudge.track('Product Viewed', { product_id: p.id, name: p.name, category: p.category, brand: p.brand, price: p.price });
   }, [PRODUCTS[0], PRODUCTS[1], PRODUCTS[0], PRODUCTS[1], PRODUCTS[0]]);
   await page.evaluate(() => window.nudge.flush());
 
   // The home page, loaded again with a slot: filled from the stored profile.
-  await page.setContent('<p>loading</p>');
   const html = await sdkPage(env.server, { body: '<h1>Home</h1>' + SLOT('for-you'), endpoint: server.url, writeKey: server.writeKey });
   await page.goto(env.server.page(html));
   await waitUntil(async () => (await items(page)).length === 3, { what: 'the slot filled' });
@@ -102,7 +93,6 @@ test('a shopper who viewed TVs gets TVs in the for-you slot, as text, with reaso
 test('a click on a slot product tracks Product Clicked with the slot and position', async () => {
   const server = await serverWith();
   const { page } = await shop(server, SLOT('similar', 'data-product-id="tv-1"'));
-  await waitReady(page);
   await waitUntil(async () => (await items(page)).length === 3, { what: 'the slot filled' });
   // Stay on the page: the link is followed only after the click was recorded.
   await page.evaluate(() => document.addEventListener('click', (e) => e.preventDefault()));
@@ -120,14 +110,12 @@ test('a click on a slot product tracks Product Clicked with the slot and positio
 test('a slot keeps its own content when the site has no catalogue or the server is down', async () => {
   const server = await serverWith(null);
   const { page, errors } = await shop(server, SLOT('for-you'));
-  await waitReady(page);
   assert.deepEqual(await page.evaluate(() => window.nudge.recommend({})), []);
   assert.equal(await page.textContent('.slot .fallback'), 'Our bestsellers');
   assert.equal((await items(page)).length, 0);
 
   await server.kill();
   const down = await shop(server, SLOT('popular'));
-  await waitReady(down.page);
   assert.deepEqual(await down.page.evaluate(() => window.nudge.recommend({ strategy: 'popular' })), []);
   assert.equal(await down.page.textContent('.slot .fallback'), 'Our bestsellers');
   assert.deepEqual([...errors, ...down.errors], []);
@@ -140,7 +128,6 @@ test('a slot added later by a single-page app is filled too, and the feed is rev
   page.on('response', async (r) => {
     if (r.url().includes('/v1/catalog/feed')) feeds.push({ status: r.status(), inm: (await r.request().allHeaders())['if-none-match'] });
   });
-  await waitReady(page);
   await page.evaluate((slot) => {
     history.pushState({}, '', '/category/phones');
     document.getElementById('app').innerHTML = slot;

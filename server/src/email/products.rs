@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::Value;
 
 use nudge::config::Thresholds;
-use nudge::merge::{fold_all, Stored};
+use nudge::profile::Profile;
 use nudge::recommend::{rank, Catalog, Request, Strategy};
 
 use super::person::Message;
@@ -178,20 +178,20 @@ pub fn with_utm(mut p: Product, campaign: &str) -> Product {
     p
 }
 
-/// The site's catalogue ranked for the person by `strategy` (`similar` to `anchor`, the
-/// first product the person bought in the order, say), at most [`MAX`]. Catalogue paths
-/// (`/p/tv-1`) become absolute against the page the person was last seen on; a product
-/// whose link cannot be made an http(s) URL is listed without it.
+/// The site's catalogue ranked for the person (their folded `profile`) by `strategy`
+/// (`similar` to `anchor`, the first product the person bought in the order, say), at most
+/// [`MAX`]. Catalogue paths (`/p/tv-1`) become absolute against the page the person was
+/// last seen on (from their `messages`); a product whose link cannot be made an http(s)
+/// URL is listed without it.
 pub fn ranked(
     catalogue: &[catalog::Product],
+    profile: &Profile,
     messages: &[Message],
     th: &Thresholds,
     strategy: Strategy,
     anchor: Option<&str>,
     now_ms: i64,
 ) -> Vec<Product> {
-    let stored: Vec<Stored<'_>> = messages.iter().map(|m| crate::profiles::as_stored(&m.stored)).collect();
-    let profile = fold_all(&stored, th).profile;
     let core = Catalog::new(
         catalogue
             .iter()
@@ -207,7 +207,7 @@ pub fn ranked(
             .collect(),
     );
     let request = Request { strategy, count: MAX, product_id: anchor.map(str::to_string), category: None };
-    let Ok(picks) = rank(&core, &profile, &request, now_ms.max(0) as u64, th) else { return Vec::new() };
+    let Ok(picks) = rank(&core, profile, &request, now_ms.max(0) as u64, th) else { return Vec::new() };
     let base = messages
         .iter()
         .rev()

@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use nudge::recommend::Strategy;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::compose::{self, Coupon, Frame};
 use super::jobs::{self, Claimed, Outcome};
@@ -27,6 +25,8 @@ use super::products;
 use super::smtp::Mailer;
 use super::unsubscribe;
 use super::Settings;
+use crate::background::spawn_rounds;
+pub use crate::background::WorkerHandle;
 use crate::follow;
 use crate::hmac::hex;
 use crate::store::{Store, StoreError};
@@ -164,7 +164,8 @@ impl Worker {
                 return skip("no marketing consent recorded");
             }
         }
-        let cart = crate::abandon::cart_of(&mut db, &job.site_id, &who).await?;
+        let profile = crate::profiles::core_profile(&mut db, &job.site_id, &who).await?;
+        let cart = &profile.cart;
         let catalogue = crate::catalog::load(&mut db, &job.site_id).await?;
         let thresholds = crate::site_config::load(&mut db, &job.site_id).await?.thresholds;
         drop(conn);
@@ -183,7 +184,7 @@ impl Worker {
             tag(if catalogue.is_empty() {
                 products::recommend(&messages, categories, &exclude)
             } else {
-                products::ranked(&catalogue, &messages, &thresholds, strategy, anchor, now)
+                products::ranked(&catalogue, &profile, &messages, &thresholds, strategy, anchor, now)
             })
         };
         let lines = |props: &serde_json::Value| -> Vec<(products::Product, Option<f64>)> {
@@ -249,46 +250,17 @@ impl Worker {
 
     /// Runs rounds until [`WorkerHandle::stop`].
     pub fn spawn(self) -> WorkerHandle {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            while !*stopped.borrow() {
-                let busy = match self.round().await {
-                    Ok(round) => round.attempted as i64 >= BATCH,
-                    Err(e) => {
-                        eprintln!("nudge-server: email: {e}");
-                        false
-                    }
-                };
-                if !busy {
-                    tokio::select! {
-                        () = tokio::time::sleep(self.inner.settings.poll) => {}
-                        changed = stopped.changed() => if changed.is_err() { break },
-                    }
-                }
-            }
-        });
-        WorkerHandle { stop, task }
+        let poll = self.inner.settings.poll;
+        spawn_rounds("email", poll, move || {
+            let worker = self.clone();
+            async move { worker.round().await.map(|round| round.attempted as i64 >= BATCH) }
+        })
     }
 }
 
 /// Whether the person completed an order at or after `at`.
 fn ordered_since(messages: &[Message], at: i64) -> bool {
     messages.iter().any(|m| m.track() == Some(crate::abandon::ORDER_COMPLETED) && m.at() >= at)
-}
-
-/// A running worker.
-#[derive(Debug)]
-pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl WorkerHandle {
-    /// Stops after the round under way (its sends finish or time out and are recorded).
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
 }
 
 /// A line on stdout; a reader that went away (a closed pipe) is no reason to stop serving.

@@ -6,14 +6,15 @@
 //! Time comes from a [`Clock`] (the system's in production) so that tests can move it past
 //! backoff waits and the 24-hour limit without sleeping.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::queue::{self, Attempt, Claimed, Policy, Prepared};
 use super::signing::{self, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use crate::background::spawn_rounds;
+pub use crate::background::WorkerHandle;
 use crate::store::{Store, StoreError};
 
 /// Milliseconds since the epoch, as the worker sees them.
@@ -146,33 +147,32 @@ impl Worker {
 
     /// Runs rounds until [`WorkerHandle::stop`].
     pub fn spawn(self) -> WorkerHandle {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(self.run(stopped));
-        WorkerHandle { stop, task }
+        let poll = self.inner.settings.poll;
+        let last_prune = Arc::new(Mutex::new(None::<tokio::time::Instant>));
+        spawn_rounds("webhooks", poll, move || {
+            let (worker, last_prune) = (self.clone(), last_prune.clone());
+            async move {
+                let round = worker.round().await;
+                worker.prune_if_due(&last_prune).await;
+                round.map(|r| r.attempted >= worker.inner.settings.batch.max(1))
+            }
+        })
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let mut last_prune: Option<tokio::time::Instant> = None;
-        while !*stopped.borrow() {
-            let busy = match self.round().await {
-                Ok(round) => round.attempted >= self.inner.settings.batch.max(1),
-                Err(e) => {
-                    eprintln!("nudge-server: webhooks: {e}");
-                    false
-                }
-            };
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                last_prune = Some(tokio::time::Instant::now());
-                let before = (self.inner.clock)().saturating_sub(KEEP_FINISHED_MS);
-                if let Err(e) = queue::prune(&self.inner.store, before).await {
-                    eprintln!("nudge-server: webhooks: pruning: {e}");
-                }
+    /// Prunes finished deliveries once per [`PRUNE_EVERY`].
+    async fn prune_if_due(&self, last_prune: &Mutex<Option<tokio::time::Instant>>) {
+        let due = {
+            let mut last = last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+            if due {
+                *last = Some(tokio::time::Instant::now());
             }
-            if !busy {
-                tokio::select! {
-                    () = tokio::time::sleep(self.inner.settings.poll) => {}
-                    changed = stopped.changed() => if changed.is_err() { break },
-                }
+            due
+        };
+        if due {
+            let before = (self.inner.clock)().saturating_sub(KEEP_FINISHED_MS);
+            if let Err(e) = queue::prune(&self.inner.store, before).await {
+                eprintln!("nudge-server: webhooks: pruning: {e}");
             }
         }
     }
@@ -229,22 +229,6 @@ fn describe(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text.chars().take(300).collect()
-}
-
-/// A running worker.
-#[derive(Debug)]
-pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl WorkerHandle {
-    /// Stops after the round under way (its POSTs finish or time out), so nothing sent is
-    /// left unrecorded.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
 }
 
 /// Starts the worker `serve` runs, unless the settings turn it off.
