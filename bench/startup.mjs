@@ -19,11 +19,12 @@ const script = join(dir, 'dist/nudge.min.js');
 await writeFile(script, `window.__js0=performance.now();${await readFile(script, 'utf8')};window.__js1=performance.now();`);
 // helpers.mjs reads NUDGE_JS_DIR when it is imported: import it again with the copy.
 process.env.NUDGE_JS_DIR = dir;
-const { launchBrowser, snippet, startServer } = await import(`../tests/browser/helpers.mjs?copy=${Date.now()}`);
+const { launchBrowser, snippet } = await import(`../tests/browser/helpers.mjs?copy=${Date.now()}`);
+const { startPageServer } = await import('./lib/page-server.mjs');
 
 const median = (xs) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
 
-const server = await startServer();
+const server = await startPageServer();
 const browser = await launchBrowser();
 try {
   const s = await snippet(server.origin, { writeKey: 'bench_key' });
@@ -32,7 +33,7 @@ try {
 <script>${s}</script>
 <script>window.__snippet=performance.now();nudge.on('ready',function(){window.__ready=performance.now()})</script>
 </head><body><h1>Shop</h1></body></html>`;
-  const url = server.page(html, { path: '/bench-startup' });
+  const url = await server.page(html, { path: '/bench-startup' });
   const loads = [];
   for (let i = 0; i < LOADS; i++) {
     const context = await browser.newContext();

@@ -2,15 +2,18 @@
 // snippet's stub `window.nudge` into the real SDK in place, so references the page already
 // holds stay valid, then replays the calls the stub queued. Creates no other global.
 
-import init, { Nudge } from 'nudge-glue'; // wasm-bindgen's output, aliased by scripts/build
+import init, { initSync, Nudge } from 'nudge-glue'; // wasm-bindgen's output, aliased by scripts/build
 import { createApi } from './api.js';
 
 // Where this script came from, read now: document.currentScript is null once it has run.
 const scriptSrc = document.currentScript && document.currentScript.src;
 
-// nudge.wasm beside this script (so a CDN serves both from one folder).
+// nudge.wasm beside this script (so a CDN serves both from one folder), with the script's
+// query: `nudge.min.js?v=0.1.0` loads `nudge.wasm?v=0.1.0`, the same release.
 function wasmUrl() {
-  return new URL('nudge.wasm', scriptSrc || document.baseURI);
+  const url = new URL('nudge.wasm', scriptSrc || document.baseURI);
+  if (scriptSrc) url.search = new URL(scriptSrc).search;
+  return url;
 }
 
 function install() {
@@ -21,10 +24,12 @@ function install() {
   // application/wasm, say), the SDK loads the URL itself and reports what goes wrong.
   const prefetched = Array.isArray(stub.w) ? stub.w : [];
   delete stub.w;
+  // A compiled module is instantiated at once (no extra task before `new Nudge`).
   const load = async (url) => {
     let source = url;
     if (String(url) === prefetched[0]) source = await Promise.resolve(prefetched[1]).catch(() => url);
-    await init({ module_or_path: source });
+    if (source instanceof WebAssembly.Module) initSync({ module: source });
+    else await init({ module_or_path: source });
     return Nudge;
   };
   const api = createApi(load, wasmUrl);

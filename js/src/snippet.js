@@ -31,7 +31,9 @@
   // instead of after it: the browser compiles it off the main thread while the bytes
   // arrive, and the SDK is ready a round trip and a compile sooner. A failure is the SDK's
   // to report (it loads the Wasm again itself), never an unhandled rejection in the page.
-  var u = s.src.replace(/[^\/]*$/, 'nudge.wasm');
+  // The script's query (a release, `?v=0.1.0`) goes with it, so both come from one release.
+  var p = s.src.split('?');
+  var u = p[0].replace(/[^\/]*$/, 'nudge.wasm') + (p[1] ? '?' + p[1] : '');
   var a = w.WebAssembly;
   if (w.fetch && a && a.compileStreaming) {
     n.w = [u, a.compileStreaming(fetch(u))];

@@ -136,11 +136,11 @@ impl Shell {
         if write_key.is_empty() {
             problems.push("init needs a writeKey");
         }
-        let storage = Storage::open(&write_key);
+        let (storage, stored) = Storage::open(&write_key, PROFILE);
         let write_key = write_key.clone();
         let mut engine = Engine::new(settings, &env::seed());
         let debug = shell_opts.debug;
-        if let Some(text) = storage.get(PROFILE) {
+        if let Some(text) = stored {
             match engine.load_profile(&text) {
                 Loaded::Replaced => {
                     problems.push("the stored profile was unreadable and has been replaced by a fresh one")

@@ -37,14 +37,26 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Probes localStorage with a write and a delete; falls back to cookie, then memory.
-    pub fn open(write_key: &str) -> Storage {
+    /// Opens the site's storage and reads the value `first` (the stored profile) from it.
+    ///
+    /// localStorage is in use when its getter and that first read work. There is no probe
+    /// write: a storage that refuses writes only (a full quota, an old Safari's private
+    /// mode) is found by the first store, which then moves to the cookie (see
+    /// [`Storage::set`]). A probe write and delete on every page would cost the start-up
+    /// about a millisecond. Otherwise a cookie holds the ids, or nothing survives the page.
+    pub fn open(write_key: &str, first: &str) -> (Storage, Option<String>) {
         let short = key_hint(write_key);
         let prefix = super::env::cat(&["nudge:", &short, ":"]);
         let cookie = super::env::cat(&["nudge_", &short]);
+        let mut value = None;
         let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).filter(|s| {
-            let probe = "nudge:probe";
-            s.set_item(probe, "1").is_ok() && s.remove_item(probe).is_ok()
+            match s.get_item(&super::env::cat(&[&prefix, first])) {
+                Ok(v) => {
+                    value = v;
+                    true
+                }
+                Err(_) => false,
+            }
         });
         let kind = if local.is_some() {
             Kind::Local
@@ -59,7 +71,7 @@ impl Storage {
         } else {
             Kind::Memory
         };
-        Storage { kind, local, prefix, cookie }
+        (Storage { kind, local, prefix, cookie }, value)
     }
 
     /// Reads a value; `None` when absent or unreadable.
@@ -86,8 +98,13 @@ impl Storage {
         }
     }
 
-    /// The ids kept in the cookie: `(anonymousId, userId)`.
+    /// The ids kept in the cookie: `(anonymousId, userId)`. Only read when localStorage is
+    /// not in use: the cookie is written only then, and reading `document.cookie` is a
+    /// round trip to the browser's cookie store that a fresh visitor's start-up need not pay.
     pub fn cookie_ids(&self) -> Option<(String, Option<String>)> {
+        if self.kind == Kind::Local {
+            return None;
+        }
         let all = document()?.cookie().ok()?;
         let want = super::env::cat(&[&self.cookie, "="]);
         let value = crate::json::pieces(&all, b';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;
