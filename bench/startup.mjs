@@ -41,7 +41,7 @@ try {
     await page.goto(url);
     await page.waitForFunction(() => window.__ready, null, { timeout: 20000 });
     loads.push(await page.evaluate(() => {
-      const res = (end) => performance.getEntriesByType('resource').find((e) => e.name.endsWith(end));
+      const res = (file) => performance.getEntriesByType('resource').find((e) => e.name.includes('/' + file));
       const js = res('nudge.min.js');
       const wasm = res('nudge.wasm');
       const paint = performance.getEntriesByType('paint')[0];

@@ -9,7 +9,7 @@
 // The hand-written parts (demo.js, demo.css) are copied in beside the pages; scripts/demo
 // runs this before serving the store.
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -201,36 +201,22 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '
 const jsonScript = (data) => JSON.stringify(data).replace(/</g, '\\u003c');
 export const money = (n) => `$${n.toFixed(2)}`;
 
-// The snippet as a customer pastes it (js/src/snippet.js), with the demo's script URL,
-// write key (scripts/demo-server.mjs writes the real one in) and its own origin as endpoint.
+// The snippet as a customer pastes it: js/src/snippet.js itself, with the demo's script URL
+// (same origin, keeping the release's `?v=`), write key (scripts/demo-server.mjs writes the
+// real one in) and its own origin as the endpoint.
 const SNIPPET = `<script>
-  (function (w, d) {
-    var n = (w.nudge = w.nudge || {});
-    if (n.q || n.loaded) return;
-    n.q = [];
-    n.ready = new Promise(function (r) {
-      n.r = r;
-    });
-    var methods = 'init page track identify consent profile on off flush reset forget debug recommend'.split(' ');
-    for (var i = 0; i < methods.length; i++) {
-      (function (m) {
-        n[m] = function () {
-          n.q.push([m, Array.prototype.slice.call(arguments)]);
-          return null;
-        };
-      })(methods[i]);
-    }
-    var s = d.createElement('script');
-    s.async = true;
-    s.src = '/sdk/nudge.min.js';
-    (d.head || d.documentElement).appendChild(s);
-    var u = s.src.replace(/[^\\/]*$/, 'nudge.wasm');
-    if (w.fetch) {
-      n.w = [u, fetch(u)];
-      n.w[1]['catch'](function () {});
-    }
-    n.init({ writeKey: 'demo_write_key', endpoint: location.origin });
-  })(window, document);
+${(() => {
+  const source = readFileSync(new URL('../js/src/snippet.js', import.meta.url), 'utf8');
+  const body = source.slice(source.indexOf('(function (w, d) {'));
+  const filled = body
+    .replace('https://cdn.nudge.example/', '/sdk/')
+    .replace("'WRITE_KEY'", "'demo_write_key'")
+    .replace("'https://nudge.example'", 'location.origin');
+  for (const missing of ['/sdk/nudge.min.js?v=', "'demo_write_key'", 'endpoint: location.origin']) {
+    if (!filled.includes(missing)) throw new Error(`js/src/snippet.js changed: cannot fill in ${missing}`);
+  }
+  return filled.trimEnd();
+})()}
 </script>`;
 
 // What demo.js needs about a product (the catalogue entry without the picture's parameters).

@@ -1,5 +1,6 @@
 // The snippet a site pastes into its pages (minified to dist/snippet.min.js, < 1 KB).
-// Replace WRITE_KEY, the endpoint and the script URL with the site's own.
+// Replace WRITE_KEY, the endpoint and the script URL with the site's own; keep the
+// release's `?v=` on the script URL (scripts/build checks it is package.json's version).
 //
 // It makes a stub `window.nudge` whose methods queue their calls in `nudge.q`, loads the
 // SDK asynchronously, and queues `init`. When nudge.min.js arrives it turns the stub into
@@ -25,7 +26,7 @@
   }
   var s = d.createElement('script');
   s.async = true;
-  s.src = 'https://cdn.nudge.example/nudge.min.js';
+  s.src = 'https://cdn.nudge.example/nudge.min.js?v=0.1.0';
   (d.head || d.documentElement).appendChild(s);
   // Fetch and compile nudge.wasm (beside the script) now, in parallel with the script,
   // instead of after it: the browser compiles it off the main thread while the bytes

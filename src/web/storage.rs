@@ -98,13 +98,10 @@ impl Storage {
         }
     }
 
-    /// The ids kept in the cookie: `(anonymousId, userId)`. Only read when localStorage is
-    /// not in use: the cookie is written only then, and reading `document.cookie` is a
-    /// round trip to the browser's cookie store that a fresh visitor's start-up need not pay.
+    /// The ids kept in the cookie: `(anonymousId, userId)`. Read even when localStorage
+    /// opened: a storage that refuses writes (a full quota) reads back empty on every page,
+    /// and only the cookie carries the shopper from one page to the next.
     pub fn cookie_ids(&self) -> Option<(String, Option<String>)> {
-        if self.kind == Kind::Local {
-            return None;
-        }
         let all = document()?.cookie().ok()?;
         let want = super::env::cat(&[&self.cookie, "="]);
         let value = crate::json::pieces(&all, b';').find_map(|c| c.trim_ascii_start().strip_prefix(want.as_str()))?;

@@ -184,20 +184,21 @@ let snippetSource = null;
 
 /**
  * The customer's snippet with its placeholders filled in: the write key, the endpoint and
- * the served URL of nudge.min.js (`sdkQuery` is appended to it, e.g. `delay=300`).
+ * the served URL of nudge.min.js, which keeps the snippet's `?v=` release (`sdkQuery` is
+ * added to that query, e.g. `delay=300`).
  * `endpoint` is empty unless given: messages then wait in the outbox, which is what most
  * tests look at; the delivery tests pass a running nudge-server's URL.
  */
 export async function snippet(origin, { writeKey = 'test_key', sdkQuery = '', endpoint = '' } = {}) {
   snippetSource ??= await readFile(join(DIST, 'snippet.min.js'), 'utf8');
-  const sdkUrl = `${origin}/sdk/nudge.min.js${sdkQuery ? `?${sdkQuery}` : ''}`;
-  for (const placeholder of ['WRITE_KEY', 'https://nudge.example', 'https://cdn.nudge.example/nudge.min.js']) {
+  for (const placeholder of ['WRITE_KEY', 'https://nudge.example', 'https://cdn.nudge.example/nudge.min.js?v=']) {
     if (!snippetSource.includes(placeholder)) {
       throw new Error(`js/dist/snippet.min.js no longer contains the placeholder ${placeholder}`);
     }
   }
   return snippetSource
-    .replaceAll('https://cdn.nudge.example/nudge.min.js', sdkUrl)
+    .replace(/https:\/\/cdn\.nudge\.example\/nudge\.min\.js\?v=[\w.-]+/g, (url) =>
+      `${origin}/sdk/${url.slice('https://cdn.nudge.example/'.length)}${sdkQuery ? `&${sdkQuery}` : ''}`)
     .replaceAll('https://nudge.example', endpoint)
     .replaceAll('WRITE_KEY', writeKey);
 }

@@ -3,6 +3,7 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { suite, messages, debugInfo, profileOf, waitReady } from './helpers.mjs';
 
 const env = suite({ before, after });
@@ -154,5 +155,16 @@ test('the snippet fetches nudge.wasm alongside nudge.min.js, and the SDK uses th
   );
   const wasmRequests = env.server.requests.slice(before).filter((r) => r.startsWith('/sdk/nudge.wasm'));
   assert.equal(wasmRequests.length, 1, 'nudge.wasm is downloaded once');
+  // With the script's query: the release's ?v= (and here the test server's delay).
+  assert.match(wasmRequests[0], /^\/sdk\/nudge\.wasm\?v=\d+\.\d+\.\d+&delay=300$/);
   assert.deepEqual(errors, []);
+});
+
+test("the README's snippet is js/src/snippet.js, so what a site pastes is what is tested", async () => {
+  const source = await readFile(new URL('../../js/src/snippet.js', import.meta.url), 'utf8');
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const iife = source.slice(source.indexOf('(function (w, d) {')).trimEnd();
+  assert.ok(readme.includes(`<script>\n${iife}\n</script>`), 'README.md shows js/src/snippet.js as it is');
+  const { version } = JSON.parse(await readFile(new URL('../../js/package.json', import.meta.url), 'utf8'));
+  assert.ok(iife.includes(`nudge.min.js?v=${version}'`), `the script URL carries ?v=${version}`);
 });

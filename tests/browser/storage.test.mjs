@@ -58,6 +58,32 @@ for (const [name, script] of Object.entries(BROKEN)) {
   });
 }
 
+// An old Safari's private mode: reading works, writing throws. There is no probe write at
+// start-up (it would cost every page load), so the first store finds it and moves the ids
+// to the cookie; nothing tracked before that is lost.
+test('when only setItem throws, the first store moves the ids to a cookie and keeps every event', async () => {
+  const { page, errors } = await env.load({
+    before: `Storage.prototype.setItem = function () { throw new DOMException('The quota has been exceeded.', 'QuotaExceededError'); };`,
+  });
+  await page.evaluate(async (views) => {
+    views.forEach((p) => window.nudge.track('Product Viewed', p));
+    window.nudge.identify('user-8');
+    await window.nudge.flush();
+  }, [view(1), view(2)]);
+  const info = await debugInfo(page);
+  assert.equal(info.storage, 'cookie');
+  assert.equal(messages(info, 'track', 'Product Viewed').length, 2);
+  const profile = await profileOf(page);
+  assert.equal(profile.userId, 'user-8');
+  assert.match(await page.evaluate(() => document.cookie), /nudge_/);
+  await page.reload();
+  await waitReady(page);
+  const again = await profileOf(page);
+  assert.equal(again.anonymousId, profile.anonymousId, 'anonymousId kept in the cookie');
+  assert.equal(again.userId, 'user-8');
+  assert.deepEqual(errors, []);
+});
+
 test('localStorage is used when it works, under nudge: keys', async () => {
   const { page, errors } = await env.load({});
   await page.evaluate(async () => { window.nudge.track('Product Viewed', { product_id: 'p', category: 'TVs' }); await window.nudge.flush(); });
