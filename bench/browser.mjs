@@ -69,6 +69,10 @@ async function loadOnce(browser, url) {
     start: window.__bench.start,
     ready: window.__bench.ready,
     longest: Math.max(0, ...window.__bench.longtasks.filter((t) => t.start <= window.__bench.ready + 1).map((t) => t.duration)),
+    // A long task's place in the load, to tell the page's own work from the SDK's.
+    longtasks: window.__bench.longtasks.filter((t) => t.start <= window.__bench.ready + 1)
+      .map((t) => ({ start: t.start - window.__bench.start, duration: t.duration })),
+    paint: (performance.getEntriesByType('paint')[0] || { startTime: NaN }).startTime - window.__bench.start,
     noLongtask: window.__bench.noLongtask,
     storage: window.nudge.debug().storage,
     // Where the time went: when each file had arrived (ms after the start mark).
@@ -342,6 +346,11 @@ async function main() {
 
     console.log(`Nudge in the browser: ${browser.version()} headless, ${LOADS} fresh loads (a new browser context each, nothing cached or stored), ${CALLS} track() calls`);
     console.log(`ready per load (ms): ${readyMs.map((x) => x.toFixed(1)).join(', ')}; storage: ${last.storage}`);
+    for (const [i, l] of loads.entries()) {
+      for (const t of l.longtasks) {
+        console.log(`long task in load ${i + 1}: ${t.duration.toFixed(0)} ms from ${t.start.toFixed(1)} ms; that load: nudge.min.js arrived ${(l.arrived.js ?? NaN).toFixed(1)} ms, first paint ${l.paint.toFixed(1)} ms, ready ${(l.ready - l.start).toFixed(1)} ms`);
+      }
+    }
     const arrivedJs = median(loads.map((l) => l.arrived.js ?? NaN));
     const arrivedWasm = median(loads.map((l) => l.arrived.wasm ?? NaN));
     console.log(`medians after the start mark: nudge.min.js arrived ${arrivedJs.toFixed(1)} ms, nudge.wasm arrived ${arrivedWasm.toFixed(1)} ms, ready ${median(readyMs).toFixed(1)} ms (compile + start after the Wasm arrived: ${median(loads.map((l, i) => readyMs[i] - (l.arrived.wasm ?? NaN))).toFixed(1)} ms)`);
