@@ -12,7 +12,8 @@
 // Run scripts/build and `cargo build -p nudge-server` first. Exits 1 if the bench fails;
 // figures over budget are marked in the table.
 
-import { launchBrowser, requireDist, sdkPage, startServer, startNudgeServer, secretCall } from '../tests/browser/helpers.mjs';
+import { launchBrowser, requireDist, sdkPage, startNudgeServer, secretCall } from '../tests/browser/helpers.mjs';
+import { startPageServer } from './lib/page-server.mjs';
 
 const PRODUCTS = Number(process.env.BENCH_PRODUCTS || 10000);
 const RANKS = Number(process.env.BENCH_RANKS || 200);
@@ -74,14 +75,14 @@ async function inPage({ ranks }) {
 
 async function main() {
   requireDist();
-  const pages = await startServer();
-  pages.setSdkHeaders({ 'Cross-Origin-Resource-Policy': 'same-origin' });
+  const pages = await startPageServer();
+  await pages.setSdkHeaders({ 'Cross-Origin-Resource-Policy': 'same-origin' });
   const ns = await startNudgeServer({ origins: [pages.origin] });
   const browser = await launchBrowser();
   try {
     await secretCall(ns, 'PUT', '/v1/catalog', catalogue(PRODUCTS));
     const html = await sdkPage(pages, { writeKey: ns.writeKey, endpoint: ns.url });
-    const url = pages.page(html, { path: '/bench-recommend', headers: ISOLATED });
+    const url = await pages.page(html, { path: '/bench-recommend', headers: ISOLATED });
     const context = await browser.newContext();
     const page = await context.newPage();
     const errors = [];

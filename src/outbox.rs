@@ -112,7 +112,6 @@ impl Outbox {
     }
 }
 
-/// FNV-1a: a cheap, stable hash of a message id.
 /// Appends `items` with `sep` between them (a loop: smaller in the Wasm than `join`).
 pub fn join_into(out: &mut String, items: &[String], sep: char) {
     for (i, item) in items.iter().enumerate() {
@@ -123,6 +122,7 @@ pub fn join_into(out: &mut String, items: &[String], sep: char) {
     }
 }
 
+/// FNV-1a: a cheap, stable hash of a message id.
 fn hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }

@@ -178,13 +178,42 @@ pub fn with_utm(mut p: Product, campaign: &str) -> Product {
     p
 }
 
+/// A site's catalogue as emails use it: the stored products, and the core's ranking form of
+/// them. Made once per site in a worker round, not once per email.
+pub struct SiteCatalogue {
+    /// The stored products, in the site's order.
+    pub products: Vec<catalog::Product>,
+    core: Catalog,
+}
+
+impl SiteCatalogue {
+    /// The ranking form of `products` (the emails have no popularity counts).
+    pub fn new(products: Vec<catalog::Product>) -> SiteCatalogue {
+        let core = Catalog::new(
+            products
+                .iter()
+                .map(|p| nudge::recommend::Product {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    category: p.category.clone(),
+                    brand: p.brand.clone().unwrap_or_default(),
+                    price: p.price,
+                    in_stock: p.in_stock,
+                    popularity: 0.0,
+                })
+                .collect(),
+        );
+        SiteCatalogue { products, core }
+    }
+}
+
 /// The site's catalogue ranked for the person (their folded `profile`) by `strategy`
 /// (`similar` to `anchor`, the first product the person bought in the order, say), at most
 /// [`MAX`]. Catalogue paths (`/p/tv-1`) become absolute against the page the person was
 /// last seen on (from their `messages`); a product whose link cannot be made an http(s)
 /// URL is listed without it.
 pub fn ranked(
-    catalogue: &[catalog::Product],
+    site: &SiteCatalogue,
     profile: &Profile,
     messages: &[Message],
     th: &Thresholds,
@@ -192,22 +221,9 @@ pub fn ranked(
     anchor: Option<&str>,
     now_ms: i64,
 ) -> Vec<Product> {
-    let core = Catalog::new(
-        catalogue
-            .iter()
-            .map(|p| nudge::recommend::Product {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                category: p.category.clone(),
-                brand: p.brand.clone().unwrap_or_default(),
-                price: p.price,
-                in_stock: p.in_stock,
-                popularity: 0.0,
-            })
-            .collect(),
-    );
+    let catalogue = &site.products;
     let request = Request { strategy, count: MAX, product_id: anchor.map(str::to_string), category: None };
-    let Ok(picks) = rank(&core, profile, &request, now_ms.max(0) as u64, th) else { return Vec::new() };
+    let Ok(picks) = rank(&site.core, profile, &request, now_ms.max(0) as u64, th) else { return Vec::new() };
     let base = messages
         .iter()
         .rev()

@@ -11,7 +11,7 @@
 //! repeat. An SMTP server that is down, or answers 4xx, only delays the job (backoff up to
 //! an hour, for a week); a 5xx answer fails it for good.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,9 +118,11 @@ impl Worker {
             }
         }
         let policy = self.policy();
+        // Each site's catalogue is read once a round, however many of its emails are due.
+        let mut catalogues: HashMap<String, Arc<products::SiteCatalogue>> = HashMap::new();
         for job in jobs::claim(&inner.store, now, policy.lease_ms, BATCH).await? {
             out.attempted += 1;
-            let outcome = match self.prepare(&job).await {
+            let outcome = match self.prepare(&job, &mut catalogues).await {
                 Ok(Prepared::Record(outcome)) => outcome,
                 Ok(Prepared::Send(to, message)) => match inner.mailer.send(*message).await {
                     Ok(()) => Outcome::Sent(to),
@@ -137,7 +139,11 @@ impl Worker {
     }
 
     /// Decides at send time whether and what to send.
-    async fn prepare(&self, job: &Claimed) -> Result<Prepared, StoreError> {
+    async fn prepare(
+        &self,
+        job: &Claimed,
+        catalogues: &mut HashMap<String, Arc<products::SiteCatalogue>>,
+    ) -> Result<Prepared, StoreError> {
         let inner = &self.inner;
         let now = (inner.clock)();
         let skip = |why: &str| Ok(Prepared::Record(Outcome::Skipped(why.to_string())));
@@ -166,7 +172,14 @@ impl Worker {
         }
         let profile = crate::profiles::core_profile(&mut db, &job.site_id, &who).await?;
         let cart = &profile.cart;
-        let catalogue = crate::catalog::load(&mut db, &job.site_id).await?;
+        let catalogue = match catalogues.get(&job.site_id) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(products::SiteCatalogue::new(crate::catalog::load(&mut db, &job.site_id).await?));
+                catalogues.insert(job.site_id.clone(), c.clone());
+                c
+            }
+        };
         let thresholds = crate::site_config::load(&mut db, &job.site_id).await?.thresholds;
         drop(conn);
         let in_cart: BTreeSet<String> = cart.lines.iter().map(|l| l.product_id.clone()).collect();
@@ -181,7 +194,7 @@ impl Worker {
         };
         // Picks from the catalogue when the site has one, else from what the person viewed.
         let picks = |strategy: Strategy, anchor: Option<&str>, categories: Option<&BTreeSet<String>>| {
-            tag(if catalogue.is_empty() {
+            tag(if catalogue.products.is_empty() {
                 products::recommend(&messages, categories, &exclude)
             } else {
                 products::ranked(&catalogue, &profile, &messages, &thresholds, strategy, anchor, now)
@@ -232,7 +245,8 @@ impl Worker {
                 let lines = lines(props);
                 let bought_now: Vec<products::Product> = lines.into_iter().map(|(p, _)| p).collect();
                 let categories: BTreeSet<String> = bought_now.iter().filter_map(|p| p.category.clone()).collect();
-                let anchor = bought_now.iter().map(|p| p.id.as_str()).find(|id| catalogue.iter().any(|c| c.id == *id));
+                let anchor =
+                    bought_now.iter().map(|p| p.id.as_str()).find(|id| catalogue.products.iter().any(|c| c.id == *id));
                 let strategy = if anchor.is_some() { Strategy::Similar } else { Strategy::ForYou };
                 let similar = picks(strategy, anchor, (!categories.is_empty()).then_some(&categories));
                 compose::evaluation(&frame, &bought_now, &similar)
